@@ -1,0 +1,25 @@
+# Two entry points (README): `make demo` runs the main job, `make test` the tests.
+# Each creates/updates .venv and installs the pinned stack first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.plaid-installed
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/plaid arch list
+	$(VENV)/bin/plaid arch show df1
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,3 @@
+from plaid.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""`plaid` entry point: parse, dispatch, and map known errors to one line + exit code.
+
+Only parsing lives here; each command's work is in the library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from plaid import __version__
+from plaid.errors import PlaidError, UsageError
+
+EPILOG = """\
+examples:
+  plaid arch list                         spaces and zoo networks
+  plaid arch show df1                     DF1's layer table, MACs and params at 224x224
+  plaid arch show df1-seg --resolution 384x640
+  plaid arch show 'df:R64x2-R128x3-R256x2,512' --json
+  plaid arch sample --space pl1a -n 5
+
+set PLAID_DEBUG=1 to see tracebacks.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as one line and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> Parser:
+    from plaid.cli import arch
+
+    parser = Parser(
+        prog="plaid",
+        description="Platform-aware architecture search (Partial Order Pruning) and deployment.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"plaid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    arch.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("PLAID_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if args.command is None else 2
+        return int(args.func(args) or 0)
+    except PlaidError as exc:
+        if debug:
+            raise
+        print(f"plaid: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("plaid: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,17 @@
+"""Errors that reach the user as one clear line (the CLI maps them to exit codes)."""
+
+
+class PlaidError(Exception):
+    """A known failure the user can act on; printed as one line, never a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(PlaidError):
+    """Bad input from the user: unknown name, malformed arch string, bad option value."""
+
+    exit_code = 2
+
+
+class ArchError(UsageError):
+    """An architecture string or value that cannot be parsed or is not in its space."""

@@ -1,0 +1,1 @@
+"""Arch -> torch.nn.Module builders. Importing this package imports torch."""

@@ -1,0 +1,131 @@
+"""Building blocks shared by every builder."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CAFFE_BN_EPS = 1e-4  # the released DF / PL1A models were trained in Caffe
+
+
+class ConvBN(nn.Module):
+    """conv (no bias) -> BN -> optional ReLU. ``groups=-1`` means depthwise."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+                 relu: bool = True, eps: float = CAFFE_BN_EPS, padding: int | None = None) -> None:
+        super().__init__()
+        groups = cin if groups == -1 else groups
+        pad = k // 2 if padding is None else padding
+        self.conv = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=eps)
+        self.relu = nn.ReLU(inplace=True) if relu else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        return self.relu(x) if self.relu is not None else x
+
+
+class SepConvBN(nn.Module):
+    """Depthwise 3x3 (+BN) then pointwise 1x1 (+BN+ReLU): PL1A-Seg's fusion conv."""
+
+    def __init__(self, cin: int, cout: int, eps: float = CAFFE_BN_EPS) -> None:
+        super().__init__()
+        self.dw = ConvBN(cin, cin, 3, groups=-1, relu=False, eps=eps)
+        self.pw = ConvBN(cin, cout, 1, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(x))
+
+
+def bilinear_kernel(k: int) -> torch.Tensor:
+    """The Caffe/FCN bilinear filler for a k x k transposed conv."""
+    factor = (k + 1) // 2
+    center = factor - 1 if k % 2 == 1 else factor - 0.5
+    og = torch.arange(k, dtype=torch.float32)
+    f = 1 - (og - center).abs() / factor
+    return f[:, None] * f[None, :]
+
+
+class BilinearUp(nn.ConvTranspose2d):
+    """×s bilinear upsampling as the released models do it: a depthwise transposed conv
+    (kernel 2s, stride s, pad s/2) with fixed bilinear weights, not trained."""
+
+    def __init__(self, channels: int, scale: int) -> None:
+        k = 2 * scale
+        super().__init__(channels, channels, k, stride=scale, padding=scale // 2,
+                         groups=channels, bias=False)
+        with torch.no_grad():
+            if not self.weight.is_meta:
+                self.weight.copy_(bilinear_kernel(k).expand_as(self.weight))
+        self.weight.requires_grad_(False)
+        self.scale = scale
+
+
+def _pool_matrix(n: int, bins: int, device, dtype) -> torch.Tensor:
+    """Row i averages input positions [floor(i*n/bins), ceil((i+1)*n/bins))."""
+    m = torch.zeros(bins, n, dtype=dtype, device="cpu")
+    for i in range(bins):
+        lo, hi = (i * n) // bins, math.ceil((i + 1) * n / bins)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m.to(device)
+
+
+class AdaptiveAvgPool(nn.Module):
+    """Adaptive average pooling to a fixed grid, clamped to the map size. A plain
+    AvgPool when the grid divides the map; otherwise two constant matmuls (same windows
+    as torch's adaptive pooling) so that ONNX/TFLite converters see simple ops."""
+
+    def __init__(self, grid: tuple[int, int]) -> None:
+        super().__init__()
+        self.grid = tuple(grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        bh, bw = min(self.grid[0], h), min(self.grid[1], w)
+        if h % bh == 0 and w % bw == 0:
+            return F.avg_pool2d(x, (h // bh, w // bw))
+        if x.is_meta:
+            return x.new_empty(*x.shape[:-2], bh, bw)
+        ph = _pool_matrix(h, bh, x.device, x.dtype)
+        pw = _pool_matrix(w, bw, x.device, x.dtype)
+        return torch.matmul(torch.matmul(ph, x), pw.t())
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int = 2) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool + FC."""
+
+    def __init__(self, cin: int, num_classes: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class Classifier(nn.Module):
+    """backbone (returns its stride-8/16/32 features) + head on the last one."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = ClassifierHead(backbone.out_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[-1])

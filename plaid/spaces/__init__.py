@@ -1,0 +1,59 @@
+"""Search spaces, registered by name. ``parse_arch`` turns any arch string into a value."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from plaid.errors import ArchError
+from plaid.registry import Registry
+from plaid.spaces.base import Space
+
+SPACES: Registry[Callable[..., Space]] = Registry("space")
+
+
+def register_space(name: str):
+    """Class decorator: ``@register_space("df")`` makes ``get_space("df")`` build it."""
+
+    def deco(cls):
+        cls.name = name
+        SPACES.add(name, cls)
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers them; kept explicit so the order is stable.
+    from plaid.spaces import decoder, df, pl1a  # noqa: F401
+
+
+@functools.lru_cache(maxsize=None)
+def get_space(name: str, **options: Any) -> Space:
+    """The space called ``name`` with its preset from ``configs/spaces/<name>.toml``."""
+    _load_builtin()
+    return SPACES.get(name)(**options)
+
+
+def space_names() -> list[str]:
+    _load_builtin()
+    return SPACES.names()
+
+
+def parse_arch(text: str) -> tuple[Space, Any]:
+    """``"df:R64x3-R128x3-R256x3,512"`` -> (df space, DFArch). Raises ArchError."""
+    text = text.strip()
+    if ":" not in text:
+        raise ArchError(
+            f"not an architecture string: {text!r} (expected SPACE:GENES, e.g. "
+            "'df:R64x3-R128x3-R256x3,512'; `plaid arch list` shows the spaces)"
+        )
+    prefix = text.split(":", 1)[0]
+    _load_builtin()
+    if prefix not in SPACES:
+        raise ArchError(f"architecture {text!r}: {SPACES.unknown_message(prefix)}")
+    space = get_space(prefix)
+    return space, space.decode(text)
+
+
+__all__ = ["Space", "SPACES", "register_space", "get_space", "space_names", "parse_arch"]

@@ -1,0 +1,231 @@
+"""The DF space (GPU targets): fixed stem, three residual stages at strides 8/16/32.
+
+String form, one group per stage, ``R`` = basic blocks, ``B`` = bottleneck blocks::
+
+    df:R64x3-R128x3-R256x3,512                  DF1
+    df:R64x2,128-B128x10,256-B256x4,512:1024x2  DF2A
+
+A token is ``WIDTH[:OUT][xCOUNT]``; for bottlenecks WIDTH is the inner width and OUT
+defaults to 4×WIDTH (written only when it differs). Widths never decrease in a stage.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from plaid.config import load_toml, require
+from plaid.errors import ArchError
+from plaid.spaces import register_space
+from plaid.spaces.base import Space, expect
+
+KIND_LETTER = {"basic": "R", "bottleneck": "B"}
+LETTER_KIND = {v: k for k, v in KIND_LETTER.items()}
+DEFAULT_EXPANSION = 4  # the string format's default OUT for bottlenecks
+_TOKEN = re.compile(r"^(\d+)(?::(\d+))?(?:x(\d+))?$")
+
+
+@dataclass(frozen=True, order=True)
+class Block:
+    inner: int
+    out: int
+
+    def le(self, other: "Block") -> bool:
+        return self.inner <= other.inner and self.out <= other.out
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class DFArch:
+    stages: tuple[Stage, ...]
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1].blocks[-1].out
+
+
+@dataclass(frozen=True)
+class StageRule:
+    name: str
+    kinds: tuple[str, ...]
+    widths: tuple[int, ...]
+    depth: tuple[int, int]
+
+
+def encode_stage(stage: Stage) -> str:
+    runs: list[tuple[Block, int]] = []
+    for blk in stage.blocks:
+        if runs and runs[-1][0] == blk:
+            runs[-1] = (blk, runs[-1][1] + 1)
+        else:
+            runs.append((blk, 1))
+    tokens = []
+    for blk, n in runs:
+        tok = str(blk.inner)
+        if stage.kind == "bottleneck" and blk.out != DEFAULT_EXPANSION * blk.inner:
+            tok += f":{blk.out}"
+        if n > 1:
+            tok += f"x{n}"
+        tokens.append(tok)
+    return KIND_LETTER[stage.kind] + ",".join(tokens)
+
+
+def decode_stage(text: str, where: str) -> Stage:
+    if not text or text[0] not in LETTER_KIND:
+        raise ArchError(f"{where}: {text!r} must start with R (basic) or B (bottleneck)")
+    kind = LETTER_KIND[text[0]]
+    blocks: list[Block] = []
+    for tok in text[1:].split(","):
+        m = _TOKEN.match(tok)
+        if not m:
+            raise ArchError(f"{where}: bad block token {tok!r} (expected WIDTH[:OUT][xCOUNT], e.g. 128x3)")
+        inner = int(m.group(1))
+        count = int(m.group(3) or 1)
+        if m.group(2) is not None and kind == "basic":
+            raise ArchError(f"{where}: basic blocks take one width, got {tok!r}")
+        out = int(m.group(2)) if m.group(2) else (inner if kind == "basic" else DEFAULT_EXPANSION * inner)
+        if inner <= 0 or out <= 0 or count <= 0:
+            raise ArchError(f"{where}: widths and counts must be positive in {tok!r}")
+        if count > 1000:
+            raise ArchError(f"{where}: {count} blocks in {tok!r} is not a sensible depth")
+        blocks.extend([Block(inner, out)] * count)
+    for prev, nxt in zip(blocks, blocks[1:]):
+        if not prev.le(nxt):
+            raise ArchError(f"{where}: widths must not decrease inside a stage ({prev.inner} then {nxt.inner})")
+    return Stage(kind, tuple(blocks))
+
+
+def stage_le(a: Stage, b: Stage) -> bool:
+    """a's blocks map order-preservingly onto b's, each no wider. Stages are chains,
+    so aligning a with the last len(a) blocks of b is optimal."""
+    if a.kind != b.kind or len(a.blocks) > len(b.blocks):
+        return False
+    tail = b.blocks[len(b.blocks) - len(a.blocks):]
+    return all(x.le(y) for x, y in zip(a.blocks, tail))
+
+
+@register_space("df")
+class DFSpace(Space):
+    task = "classification"
+
+    def __init__(self, preset: str = "df") -> None:
+        cfg = load_toml("spaces", preset)
+        where = f"configs/spaces/{preset}.toml"
+        self.preset = preset
+        self.description = cfg.get("description", "")
+        self.resolution = tuple(require(cfg, "resolution", list, where))
+        self.stem = tuple(require(cfg, "stem", list, where))
+        bott = require(cfg, "bottleneck", dict, where)
+        self.expansion = require(bott, "expansion", int, f"{where} [bottleneck]")
+        self.max_out = require(bott, "max_out", int, f"{where} [bottleneck]")
+        self.rules = tuple(
+            StageRule(
+                name=require(s, "name", str, f"{where} [[stages]]"),
+                kinds=tuple(require(s, "kinds", list, f"{where} [[stages]]")),
+                widths=tuple(sorted(require(s, "widths", list, f"{where} [[stages]]"))),
+                depth=tuple(require(s, "depth", list, f"{where} [[stages]]")),
+            )
+            for s in require(cfg, "stages", list, where)
+        )
+
+    # ---- forms -------------------------------------------------------------------
+    def encode(self, arch: DFArch) -> str:
+        return f"{self.name}:" + "-".join(encode_stage(s) for s in arch.stages)
+
+    def decode(self, text: str) -> DFArch:
+        prefix, _, body = text.strip().partition(":")
+        if prefix != self.name or not body:
+            raise ArchError(f"not a {self.name} architecture: {text!r} (e.g. 'df:R64x3-R128x3-R256x3,512')")
+        parts = body.split("-")
+        return DFArch(tuple(decode_stage(p, f"{text!r} stage {i + 1}") for i, p in enumerate(parts)))
+
+    def to_json(self, arch: DFArch) -> dict[str, Any]:
+        return {
+            "space": self.name,
+            "stages": [
+                {"kind": s.kind, "blocks": [[b.inner, b.out] for b in s.blocks]} for s in arch.stages
+            ],
+        }
+
+    def from_json(self, data: dict[str, Any]) -> DFArch:
+        try:
+            expect(data.get("space") == self.name, f"JSON arch is for space {data.get('space')!r}, not {self.name!r}")
+            stages = []
+            for s in data["stages"]:
+                expect(s["kind"] in KIND_LETTER, f"unknown block kind {s['kind']!r}")
+                stages.append(Stage(s["kind"], tuple(Block(int(i), int(o)) for i, o in s["blocks"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchError(f"malformed {self.name} arch JSON: {exc!r}") from None
+        arch = DFArch(tuple(stages))
+        self.decode(self.encode(arch))  # same structural checks as the string form
+        return arch
+
+    # ---- membership and order -------------------------------------------------------
+    def validate(self, arch: DFArch) -> None:
+        tag = self.encode(arch)
+        expect(
+            len(arch.stages) == len(self.rules),
+            f"{tag}: has {len(arch.stages)} stages, space {self.name!r} has {len(self.rules)}",
+        )
+        for stage, rule in zip(arch.stages, self.rules):
+            where = f"{tag}: stage {rule.name}"
+            expect(stage.kind in rule.kinds, f"{where}: block kind {stage.kind} not in {list(rule.kinds)}")
+            lo, hi = rule.depth
+            expect(lo <= len(stage.blocks) <= hi, f"{where}: {len(stage.blocks)} blocks, allowed {lo}..{hi}")
+            for blk in stage.blocks:
+                expect(blk.inner in rule.widths, f"{where}: width {blk.inner} not in {list(rule.widths)}")
+                want = blk.inner if stage.kind == "basic" else min(self.expansion * blk.inner, self.max_out)
+                expect(blk.out == want, f"{where}: bottleneck {blk.inner} must output {want}, not {blk.out}")
+
+    def le(self, a: DFArch, b: DFArch) -> bool:
+        return len(a.stages) == len(b.stages) and all(stage_le(x, y) for x, y in zip(a.stages, b.stages))
+
+    def sample(self, rng: random.Random) -> DFArch:
+        stages = []
+        for rule in self.rules:
+            kind = rng.choice(rule.kinds)
+            n = rng.randint(*rule.depth)
+            widths = sorted(rng.choice(rule.widths) for _ in range(n))
+            stages.append(Stage(kind, tuple(self._block(kind, w) for w in widths)))
+        return DFArch(tuple(stages))
+
+    def shrink(self, arch: DFArch, rng: random.Random) -> DFArch:
+        stages = []
+        for stage, rule in zip(arch.stages, self.rules):
+            n_keep = rng.randint(min(rule.depth[0], len(stage.blocks)), len(stage.blocks))
+            kept = sorted(rng.sample(range(len(stage.blocks)), n_keep))
+            widths = []
+            for i in kept:
+                narrower = [w for w in rule.widths if w <= stage.blocks[i].inner] or [stage.blocks[i].inner]
+                widths.append(rng.choice(narrower))
+            stages.append(Stage(stage.kind, tuple(self._block(stage.kind, w) for w in sorted(widths))))
+        return DFArch(tuple(stages))
+
+    def _block(self, kind: str, width: int) -> Block:
+        return Block(width, width if kind == "basic" else min(self.expansion * width, self.max_out))
+
+    # ---- building --------------------------------------------------------------------
+    def build(self, arch: DFArch, num_classes: int = 1000, **_: Any):
+        from plaid.models.resnets import df_classifier
+
+        return df_classifier(arch, stem=self.stem, num_classes=num_classes)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "description": self.description,
+            "stem": list(self.stem),
+            "bottleneck": {"expansion": self.expansion, "max_out": self.max_out},
+            "stages": [
+                {"name": r.name, "kinds": list(r.kinds), "widths": list(r.widths), "depth": list(r.depth)}
+                for r in self.rules
+            ],
+        }

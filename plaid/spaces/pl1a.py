@@ -1,0 +1,119 @@
+"""The PL1A space (mobile CPU targets): the PL1A stem, then three stages of ShuffleNetV2
+units; each stage has one width and a number of units.
+
+String form: ``pl1a:48x4-96x8-192x4`` (PL1A-Seg's backbone)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from plaid.config import load_toml, require
+from plaid.errors import ArchError
+from plaid.spaces import register_space
+from plaid.spaces.base import Space, expect
+
+_STAGE = re.compile(r"^(\d+)x(\d+)$")
+
+
+@dataclass(frozen=True)
+class PL1AArch:
+    stages: tuple[tuple[int, int], ...]  # (width, units) per stage
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1][0]
+
+
+@register_space("pl1a")
+class PL1ASpace(Space):
+    task = "classification"
+
+    def __init__(self, preset: str = "pl1a") -> None:
+        cfg = load_toml("spaces", preset)
+        where = f"configs/spaces/{preset}.toml"
+        self.preset = preset
+        self.description = cfg.get("description", "")
+        self.resolution = tuple(require(cfg, "resolution", list, where))
+        self.stem = tuple(require(cfg, "stem", list, where))
+        self.rules = tuple(
+            (
+                require(s, "name", str, f"{where} [[stages]]"),
+                tuple(sorted(require(s, "widths", list, f"{where} [[stages]]"))),
+                tuple(require(s, "units", list, f"{where} [[stages]]")),
+            )
+            for s in require(cfg, "stages", list, where)
+        )
+
+    def encode(self, arch: PL1AArch) -> str:
+        return f"{self.name}:" + "-".join(f"{w}x{n}" for w, n in arch.stages)
+
+    def decode(self, text: str) -> PL1AArch:
+        prefix, _, body = text.strip().partition(":")
+        if prefix != self.name or not body:
+            raise ArchError(f"not a {self.name} architecture: {text!r} (e.g. 'pl1a:48x4-96x8-192x4')")
+        stages = []
+        for i, part in enumerate(body.split("-")):
+            m = _STAGE.match(part)
+            if not m:
+                raise ArchError(f"{text!r} stage {i + 1}: bad token {part!r} (expected WIDTHxUNITS, e.g. 96x8)")
+            w, n = int(m.group(1)), int(m.group(2))
+            if w <= 0 or w % 2 or n <= 0 or n > 1000:
+                raise ArchError(f"{text!r} stage {i + 1}: width must be even and positive, units in 1..1000 ({part!r})")
+            stages.append((w, n))
+        return PL1AArch(tuple(stages))
+
+    def to_json(self, arch: PL1AArch) -> dict[str, Any]:
+        return {"space": self.name, "stages": [{"width": w, "units": n} for w, n in arch.stages]}
+
+    def from_json(self, data: dict[str, Any]) -> PL1AArch:
+        try:
+            expect(data.get("space") == self.name, f"JSON arch is for space {data.get('space')!r}, not {self.name!r}")
+            arch = PL1AArch(tuple((int(s["width"]), int(s["units"])) for s in data["stages"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchError(f"malformed {self.name} arch JSON: {exc!r}") from None
+        self.decode(self.encode(arch))
+        return arch
+
+    def validate(self, arch: PL1AArch) -> None:
+        tag = self.encode(arch)
+        expect(len(arch.stages) == len(self.rules), f"{tag}: has {len(arch.stages)} stages, space has {len(self.rules)}")
+        for (w, n), (name, widths, units) in zip(arch.stages, self.rules):
+            expect(w in widths, f"{tag}: stage {name}: width {w} not in {list(widths)}")
+            expect(units[0] <= n <= units[1], f"{tag}: stage {name}: {n} units, allowed {units[0]}..{units[1]}")
+
+    def le(self, a: PL1AArch, b: PL1AArch) -> bool:
+        return len(a.stages) == len(b.stages) and all(
+            wa <= wb and na <= nb for (wa, na), (wb, nb) in zip(a.stages, b.stages)
+        )
+
+    def sample(self, rng: random.Random) -> PL1AArch:
+        return PL1AArch(tuple((rng.choice(widths), rng.randint(*units)) for _, widths, units in self.rules))
+
+    def shrink(self, arch: PL1AArch, rng: random.Random) -> PL1AArch:
+        out = []
+        for (w, n), (_, widths, units) in zip(arch.stages, self.rules):
+            out.append((rng.choice([x for x in widths if x <= w] or [w]), rng.randint(min(units[0], n), n)))
+        return PL1AArch(tuple(out))
+
+    def enumerate(self) -> Iterator[PL1AArch]:
+        per_stage = [[(w, n) for w in widths for n in range(units[0], units[1] + 1)] for _, widths, units in self.rules]
+        for combo in itertools.product(*per_stage):
+            yield PL1AArch(tuple(combo))
+
+    def build(self, arch: PL1AArch, num_classes: int = 1000, **_: Any):
+        from plaid.models.shufflenet import pl1a_classifier
+
+        return pl1a_classifier(arch, stem=self.stem, num_classes=num_classes)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "description": self.description,
+            "stem": list(self.stem),
+            "stages": [{"name": n, "widths": list(w), "units": list(u)} for n, w, u in self.rules],
+        }

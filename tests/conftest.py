@@ -1,0 +1,31 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def reference_dir():
+    from refdumps import REF_DIR
+
+    if not REF_DIR.is_dir():
+        pytest.fail(f"reference layer dumps not found at {REF_DIR} (set PLAID_REFERENCE_DIR)")
+    return REF_DIR
+
+
+def run_plaid(*args: str, env: dict | None = None):
+    """Run the real CLI in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PLAID_DEBUG", None) if not (env and "PLAID_DEBUG" in env) else None
+    return subprocess.run([sys.executable, "-m", "plaid", *args], capture_output=True, text=True,
+                          env=full_env, timeout=300)
