@@ -24,8 +24,10 @@ def register_space(name: str):
 
 
 def _load_builtin() -> None:
-    # Importing the modules registers them; kept explicit so the order is stable.
-    from plaid.spaces import decoder, df, pl1a  # noqa: F401
+    # Importing the modules registers them; backbones first so listings read naturally.
+    import plaid.spaces.df  # noqa: F401
+    import plaid.spaces.pl1a  # noqa: F401
+    import plaid.spaces.decoder  # noqa: F401
 
 
 @functools.lru_cache(maxsize=None)
