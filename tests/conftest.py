@@ -29,3 +29,9 @@ def run_plaid(*args: str, env: dict | None = None):
     full_env.pop("PLAID_DEBUG", None) if not (env and "PLAID_DEBUG" in env) else None
     return subprocess.run([sys.executable, "-m", "plaid", *args], capture_output=True, text=True,
                           env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def tflite_cache(tmp_path_factory):
+    """A conversion cache shared by the tests of one session (conversions take seconds)."""
+    return tmp_path_factory.mktemp("plaid-cache")

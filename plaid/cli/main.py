@@ -18,6 +18,9 @@ examples:
   plaid arch show df1-seg --resolution 384x640
   plaid arch show 'df:R64x2-R128x3-R256x2,512' --json
   plaid arch sample --space pl1a -n 5
+  plaid bench --dry-run                   units the host latency table needs
+  plaid bench --target host --space df    measure them (resumes if interrupted)
+  plaid lut show                          what the table holds
 
 set PLAID_DEBUG=1 to see tracebacks.
 """
@@ -31,7 +34,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from plaid.cli import arch
+    from plaid.cli import arch, bench, lut
 
     parser = Parser(
         prog="plaid",
@@ -42,6 +45,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"plaid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     arch.add_parser(sub)
+    bench.add_parser(sub)
+    lut.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,62 @@
+"""How well the host latency table predicts whole networks.
+
+For DF at 224x224 and PL1A at 384x640: build (or finish) the host table, measure K
+calibration nets and N other sampled nets end to end (whole network converted with the
+same path and run with the same protocol), fit the predictor on the K, and report on the N:
+MAPE, max error, share within ±10%, Kendall's tau; for the calibrated predictor and for the
+plain sum of units. Writes benchmarks/results/lut_fidelity.json.
+
+    .venv/bin/python benchmarks/lut_fidelity.py [--n 30] [--calibrate 5] [--spaces df pl1a]
+
+Run it on an idle machine: anything else running perturbs the timings.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--calibrate", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--spaces", nargs="+", default=["df", "pl1a"])
+    ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parent / "results" / "lut_fidelity.json")
+    args = ap.parse_args()
+
+    from plaid.cli.render import ProgressBars
+    from plaid.lut.bench import build_table, open_table
+    from plaid.lut.validate import calibrate_and_validate
+    from plaid.spaces import get_space
+    from plaid.targets import load_target
+
+    target = load_target("host")
+    out = {"benchmark": "lut_fidelity", "machine": machine(), "target": target.to_json(), "goal":
+           {"mape_pct_max": 5.0, "within_10pct_min": 0.95}, "spaces": {}}
+    for name in args.spaces:
+        space = get_space(name)
+        res = target.resolution(name)
+        t0 = time.time()
+        with open_table(target, name, None, create=True) as table, ProgressBars() as bars:
+            build = build_table(target, space, res, table, bars).to_json()
+            val = calibrate_and_validate(target, space, res, table, args.calibrate, args.n, args.seed, bars)
+        out["spaces"][name] = {"resolution": list(res), "build": build, "seconds": round(time.time() - t0, 1),
+                               "fidelity": val["fidelity"], "fidelity_plain_sum": val["fidelity_plain_sum"],
+                               "calibration": val["calibration"], "validation": val["validation"]}
+        f = val["fidelity"]
+        print(f"{name}@{res[0]}x{res[1]}: MAPE {f['mape_pct']:.2f}%  within±10% {f['within_10pct']:.0%}  "
+              f"tau {f['kendall_tau']:.3f}  (plain sum MAPE {val['fidelity_plain_sum']['mape_pct']:.2f}%)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""python -m device_bench PLAN.json [-o RESULTS.json]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from device_bench.runner import emit_line, run_plan, write_json_atomic
+from device_bench.schema import SchemaError, validate_plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m device_bench",
+        description="Time the models of a plaid benchmark plan with the TFLite interpreter.",
+        epilog="example:\n  python -m device_bench plan.json -o results.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("plan", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="results JSON (default: print only JSON lines)")
+    p.add_argument("--quiet", action="store_true", help="no JSON lines on stdout")
+    args = p.parse_args(argv)
+    try:
+        plan = validate_plan(json.loads(args.plan.read_text()))
+    except (OSError, json.JSONDecodeError, SchemaError) as exc:
+        print(f"device_bench: error: {args.plan}: {exc}", file=sys.stderr)
+        return 2
+    doc = run_plan(plan, args.plan.resolve().parent, emit=(lambda e: None) if args.quiet else emit_line)
+    if args.output:
+        write_json_atomic(args.output, doc)
+    return 0 if all(r["status"] == "ok" for r in doc["results"]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

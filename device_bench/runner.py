@@ -1,0 +1,146 @@
+"""Time each model of a plan with the TFLite interpreter; statistics and fingerprint."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from device_bench.schema import RESULTS_SCHEMA
+
+
+def stats(times_ms: list[float]) -> dict:
+    """median, p90, mean, std (sample), CV (std/mean), min, runs."""
+    a = np.asarray(times_ms, dtype=np.float64)
+    mean = float(a.mean())
+    std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    return {
+        "median_ms": float(np.median(a)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "mean_ms": mean,
+        "std_ms": std,
+        "cv": std / mean if mean > 0 else 0.0,
+        "min_ms": float(a.min()),
+        "runs": int(len(a)),
+    }
+
+
+def timed_runs(invoke: Callable[[], None], settings: dict, clock=time.perf_counter) -> list[float]:
+    """Warm up, then run until both min_runs and min_seconds are met (capped by max_runs /
+    max_seconds). Returns per-run milliseconds."""
+    for _ in range(settings["warmup_runs"]):
+        invoke()
+    times: list[float] = []
+    start = clock()
+    while True:
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        times.append((t1 - t0) * 1000.0)
+        elapsed = t1 - start
+        enough = len(times) >= settings["min_runs"] and elapsed >= settings["min_seconds"]
+        if enough or len(times) >= settings["max_runs"] or elapsed >= settings["max_seconds"]:
+            return times
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fingerprint() -> dict:
+    """What identifies this machine's timing behaviour (stable across reboots)."""
+    return {
+        "system": platform.system().lower(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count() or 0,
+    }
+
+
+def runtime_info() -> dict:
+    try:
+        from importlib.metadata import version
+
+        v = version("ai-edge-litert")
+        return {"name": "tflite", "version": f"ai-edge-litert {v}"}
+    except Exception:  # noqa: BLE001 - any packaging failure means "unknown"
+        return {"name": "tflite", "version": "unknown"}
+
+
+def load_interpreter(path: str, settings: dict):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs = {"model_path": path, "num_threads": settings["threads"]}
+    if settings["delegate"] == "none":
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    elif settings["delegate"] == "gpu":
+        raise RuntimeError("the GPU delegate is not available in the Python interpreter here")
+    interp = Interpreter(**kwargs)
+    interp.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in interp.get_input_details():
+        shape, dtype = d["shape"], d["dtype"]
+        if np.issubdtype(dtype, np.floating):
+            data = rng.standard_normal(shape).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            data = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+        interp.set_tensor(d["index"], data)
+    return interp
+
+
+def measure_model(path: str, settings: dict) -> dict:
+    interp = load_interpreter(path, settings)
+    return stats(timed_runs(interp.invoke, settings))
+
+
+def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: None) -> dict:
+    """Run every model; ``emit`` receives each event as it happens."""
+    settings = plan["settings"]
+    if settings.get("cpus"):
+        os.sched_setaffinity(0, settings["cpus"])
+    doc = {
+        "schema": RESULTS_SCHEMA,
+        "runtime": runtime_info(),
+        "device": fingerprint(),
+        "settings": settings,
+        "results": [],
+    }
+    emit({"event": "start", "runtime": doc["runtime"], "device": doc["device"], "models": len(plan["models"])})
+    for model in plan["models"]:
+        path = Path(model["path"])
+        if not path.is_absolute():
+            path = base / path
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(f"model file not found: {path}")
+            result = {"key": model["key"], "status": "ok", **measure_model(str(path), settings)}
+        except Exception as exc:  # noqa: BLE001 - one failing model must not stop the plan
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            result = {"key": model["key"], "status": "error", "error": msg}
+        doc["results"].append(result)
+        emit({"event": "result", **result})
+    return doc
+
+
+def write_json_atomic(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def emit_line(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,156 @@
+"""`plaid bench`: build a target's latency table, calibrate and validate the predictor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from plaid.cli.render import ProgressBars, console, print_json
+
+EPILOG = """\
+examples:
+  plaid bench --dry-run                          units of the df space at 224x224 on the host
+  plaid bench --target host --space df           build (or finish) the host table
+  plaid bench --space pl1a --validate 30         + measure 30 sampled nets end to end, report the error
+  plaid bench --baselines                        DF1, DF2, ResNet-18/50 end to end on this target
+  plaid bench --table my.sqlite --threads 2      a table of your own with 2 interpreter threads
+
+An interrupted build (Ctrl-C, kill -9) resumes where it stopped: every unit is committed
+to the table as soon as it is measured.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure a latency table on a target",
+                       description="Measure the micro-benchmark units of a space on a target and store them "
+                                   "in a latency table (SQLite); optionally calibrate and validate the "
+                                   "predictor against whole networks.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", default="host", help="target preset in configs/targets (default: host)")
+    p.add_argument("--space", help="space to cover (default: the target's)")
+    p.add_argument("--resolution", "-r", metavar="N|HxW", help="input size (default: the target's for the space)")
+    p.add_argument("--table", type=Path, help="table file (default: ~/.cache/plaid/luts/<name>.sqlite)")
+    p.add_argument("--threads", type=int, help="interpreter threads (overrides the target)")
+    p.add_argument("--dry-run", action="store_true", help="list the units and exit")
+    p.add_argument("--validate", type=int, default=0, metavar="N", help="measure N sampled nets end to end")
+    p.add_argument("--calibrate", type=int, default=None, metavar="K",
+                   help="nets measured to fit the predictor (default 5 with --validate, else 0)")
+    p.add_argument("--baselines", action="store_true", help="measure DF1, DF2, ResNet-18/50 end to end")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampled nets (default 0)")
+    p.add_argument("--plot", type=Path, help="scatter PNG for --validate (default: next to the table)")
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from plaid.archinfo import parse_resolution
+    from plaid.errors import UsageError
+    from plaid.lut.units import space_units, unit_counts
+    from plaid.spaces import get_space
+    from plaid.targets import load_target
+
+    target = load_target(args.target)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.validate < 0 or (args.calibrate is not None and args.calibrate < 0):
+        raise UsageError("--validate and --calibrate take a count >= 0")
+    target = target.with_protocol(threads=args.threads)
+    space = get_space(args.space or target.space)
+    res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
+    units = space_units(space, res)
+    report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}
+
+    if args.dry_run:
+        return _dry_run(args, target, space, res, units, report)
+
+    from plaid.lut.bench import build_table, open_table
+
+    table = open_table(target, space.name, args.table, create=True)
+    with table, ProgressBars(enabled=not args.json) as bars:
+        report["build"] = build_table(target, space, res, table, bars).to_json()
+        n_cal = args.calibrate if args.calibrate is not None else (5 if args.validate else 0)
+        if n_cal or args.validate:
+            from plaid.lut.validate import calibrate_and_validate, scatter_png
+
+            val = calibrate_and_validate(target, space, res, table, n_cal, args.validate, args.seed, bars)
+            report["validation"] = val
+            if val.get("validation"):
+                png = args.plot or table.path.with_suffix(f".{space.name}-validate.png")
+                f = val["fidelity"]
+                scatter_png(val["validation"], png, f"{table.meta.name()} {space.name} {res[0]}x{res[1]}: "
+                                                    f"MAPE {f['mape_pct']:.1f}%, {f['within_10pct']:.0%} within ±10%")
+                report["plot"] = str(png)
+        if args.baselines:
+            report["baselines"] = _baselines(target, res, table, bars)
+    if args.json:
+        print_json(report)
+    else:
+        _print_report(report, counts=unit_counts(units))
+    return 0
+
+
+def _baselines(target, res, table, bars) -> dict:
+    from plaid.lut.validate import measure_whole
+    from plaid.zoo import ZOO
+
+    names = ["df1", "df2", "resnet18", "resnet50"]
+    got = measure_whole(target, [(n, ZOO.get(n).build) for n in names], res, table, bars)
+    return {n: got[n].to_json() for n in names if n in got}
+
+
+def _dry_run(args, target, space, res, units, report) -> int:
+    from plaid.lut.units import unit_counts
+
+    measured: set[str] = set()
+    from plaid.lut.bench import lut_dir, target_meta
+
+    meta = target_meta(target, space.name)
+    path = args.table or lut_dir() / f"{meta.name()}.sqlite"
+    if path.exists():
+        from plaid.lut.store import LatencyTable
+
+        with LatencyTable.open(path, meta) as t:
+            measured = t.keys()
+    report.update({"table": str(path), "counts": dict(unit_counts(units)),
+                   "units": [{"key": u.key, "kind": u.kind, "measured": u.key in measured} for u in units]})
+    if args.json:
+        print_json(report)
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"{len(units)} units of space {space.name} at {res[0]}x{res[1]} for target {target.name}",
+              title_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("unit")
+    t.add_column("measured")
+    for i, u in enumerate(units, 1):
+        t.add_row(str(i), u.key, "yes" if u.key in measured else "")
+    c = console()
+    c.print(t)
+    c.print("counts    " + ", ".join(f"{k} {v}" for k, v in sorted(unit_counts(units).items())))
+    c.print(f"table     {path} ({len(measured & {u.key for u in units})}/{len(units)} measured)")
+    return 0
+
+
+def _print_report(report: dict, counts) -> None:
+    c = console()
+    b = report["build"]
+    c.print(f"table     {b['table']}")
+    c.print(f"units     {b['units']} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}): "
+            f"{b['already_measured']} already measured, {b['measured_now']} measured now")
+    val = report.get("validation")
+    if val and val.get("fidelity"):
+        f, f0 = val["fidelity"], val["fidelity_plain_sum"]
+        cal = val["calibration"]
+        c.print(f"predictor alpha {cal['alpha']:.3f}, gamma {cal['gamma']:.4f} ms/unit, beta {cal['beta']:.3f} ms "
+                f"(fitted on {len(val['calibration_archs'])} nets)")
+        c.print(f"validate  {f['n']} nets: MAPE {f['mape_pct']:.2f}%, max {f['max_abs_err_pct']:.1f}%, "
+                f"{f['within_10pct']:.0%} within ±10%, Kendall tau {f['kendall_tau']:.3f}  "
+                f"(plain sum: MAPE {f0['mape_pct']:.2f}%)")
+        c.print(f"plot      {report.get('plot')}")
+    if report.get("baselines"):
+        c.print("baselines " + ", ".join(f"{n} {v['median_ms']:.2f} ms" for n, v in report["baselines"].items()))
+
+
+__all__ = ["add_parser", "json"]

@@ -1,0 +1,140 @@
+"""torch -> ONNX (one file) -> TFLite (onnx2tf, NHWC), offline, with a content-addressed
+cache: a model whose ONNX bytes were converted once is never converted again.
+
+onnx2tf 1.29 quirks handled here (DESIGN.md §6): it wants a calibration sample file in its
+working directory even for fp32 (any float32 array of shape (20,128,128,3)), and it
+rewrites the input .onnx in place, so it works on a copy in a private folder."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from plaid.errors import PlaidError
+
+CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+OPSET = 20
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("PLAID_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "plaid")
+    return Path(base)
+
+
+def tool_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {pkg: version(pkg) for pkg in ("torch", "onnx2tf", "tensorflow")}
+
+
+@contextlib.contextmanager
+def _quiet_fd2(log: Path | None = None):
+    """Send C++-level stderr (TensorFlow, absl) to a log file while converting."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = open(log, "ab") if log else open(os.devnull, "wb")
+    try:
+        os.dup2(target.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        target.close()
+
+
+def export_onnx(module, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Export an eval-mode module to a single ONNX file (dynamo exporter, opset 20)."""
+    import logging
+
+    import torch
+
+    module = module.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    quiet = io.StringIO()
+    prev = logging.getLogger("torch.onnx").level
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), torch.no_grad():
+            torch.onnx.export(module, (torch.zeros(*input_shape),), str(tmp), dynamo=True, opset_version=OPSET,
+                              external_data=False, input_names=["input"], output_names=["output"],
+                              verbose=False)
+    except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
+        tmp.unlink(missing_ok=True)
+        raise PlaidError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    finally:
+        logging.getLogger("torch.onnx").setLevel(prev)
+    os.replace(tmp, path)
+    return path
+
+
+def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> Path:
+    """Convert with onnx2tf in a private temp folder; keeps only the fp32 .tflite."""
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
+        work_dir = Path(work)
+        model = work_dir / "model.onnx"
+        shutil.copyfile(onnx_path, model)  # onnx2tf rewrites its input in place
+        np.save(work_dir / CALIBRATION_FILE, np.zeros((20, 128, 128, 3), dtype=np.float32))
+        cwd = os.getcwd()
+        try:
+            os.chdir(work_dir)
+            with _quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
+                import onnx2tf
+
+                onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),
+                                non_verbose=True)
+        except Exception as exc:  # noqa: BLE001
+            raise PlaidError(f"onnx2tf failed on {onnx_path.name}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+        finally:
+            os.chdir(cwd)
+        produced = work_dir / "out" / "model_float32.tflite"
+        if not produced.is_file():
+            raise PlaidError(f"onnx2tf produced no fp32 model for {onnx_path.name}")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(out_path.name + ".part")
+        shutil.copyfile(produced, tmp)
+        os.replace(tmp, out_path)
+    return out_path
+
+
+def tflite_cached(module, input_shape: tuple[int, ...], cache: Path | None = None) -> tuple[Path, bool]:
+    """The fp32 TFLite file for ``module`` at ``input_shape``: exported to ONNX, hashed
+    (ONNX bytes + tool versions), converted only if that hash is not cached yet.
+    Returns (path, converted_now)."""
+    cache = cache or cache_dir()
+    onnx_dir = cache / "onnx"
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="plaid-export-") as tmp:
+        onnx_tmp = export_onnx(module, input_shape, Path(tmp) / "m.onnx")
+        h = hashlib.sha256(onnx_tmp.read_bytes())
+        for k, v in sorted(tool_versions().items()):
+            h.update(f"{k}={v};".encode())
+        digest = h.hexdigest()[:32]
+        out = cache / "tflite" / f"{digest}.tflite"
+        if out.is_file():
+            return out, False
+        onnx_path = onnx_dir / f"{digest}.onnx"
+        shutil.copyfile(onnx_tmp, onnx_path)
+    onnx_to_tflite(onnx_path, out, log=cache / "onnx2tf.log")
+    return out, True
+
+
+def tflite_op_names(path: Path) -> list[str]:
+    """Builtin op names in a .tflite file (to check e.g. that no Transpose wraps convs)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    return [d["op_name"] for d in interp._get_ops_details()]  # noqa: SLF001 - only way to list ops

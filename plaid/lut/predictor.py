@@ -1,0 +1,126 @@
+"""Latency prediction from a table: the sum of the units' medians, corrected by a model of
+what the runtime does differently in a whole network (fused boundaries, one invoke
+instead of many), fitted on a few end-to-end measurements:
+
+    Lat(arch) = alpha * Σ unit_ms + gamma * n_units + beta
+
+gamma absorbs the per-invoke overhead each unit measurement pays and the whole network
+pays once; alpha the average effect of fusion/caching; beta the constant. Uncalibrated,
+alpha=1, gamma=beta=0 (the plain sum); calibration picks the simplest form that
+generalises (leave-one-out), see ``Predictor.fit``."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from plaid.errors import PlaidError
+from plaid.lut.units import arch_units
+
+PLAIN = {"alpha": 1.0, "gamma": 0.0, "beta": 0.0}
+
+
+def calibration_name(space_name: str, resolution: tuple[int, int]) -> str:
+    return f"{space_name}@{resolution[0]}x{resolution[1]}"
+
+
+class Predictor:
+    """``predictor(arch) -> ms``; vectorised over many archs with ``predict_many``."""
+
+    def __init__(self, table, space, resolution: tuple[int, int], bench_hint: str = "") -> None:
+        self.space = space
+        self.resolution = tuple(resolution)
+        self.unit_ms = {k: lat.median_ms for k, lat, _ in table.items()}
+        self.params = dict(table.get_calibration(calibration_name(space.name, self.resolution)) or PLAIN)
+        self.hint = bench_hint or f"plaid bench --space {space.name}"
+        self._cache: dict[Any, tuple[float, int]] = {}
+
+    @property
+    def calibrated(self) -> bool:
+        return "n" in self.params
+
+    def features(self, arch) -> tuple[float, int]:
+        """(Σ unit medians in ms, number of units)."""
+        hit = self._cache.get(arch)
+        if hit is not None:
+            return hit
+        total = 0.0
+        units = arch_units(self.space, arch, self.resolution)
+        for u in units:
+            try:
+                total += self.unit_ms[u.key]
+            except KeyError:
+                raise PlaidError(f"the latency table lacks unit {u.key}; build it with `{self.hint}`") from None
+        hit = (total, len(units))
+        if len(self._cache) < 1_000_000:
+            self._cache[arch] = hit
+        return hit
+
+    def __call__(self, arch) -> float:
+        s, n = self.features(arch)
+        p = self.params
+        return p["alpha"] * s + p["gamma"] * n + p["beta"]
+
+    def predict_many(self, archs: Iterable) -> np.ndarray:
+        feats = np.array([self.features(a) for a in archs], dtype=np.float64).reshape(-1, 2)
+        p = self.params
+        return p["alpha"] * feats[:, 0] + p["gamma"] * feats[:, 1] + p["beta"]
+
+    def fit(self, archs: list, measured_ms: list[float]) -> dict[str, float]:
+        """Choose and fit the correction on end-to-end measurements. Candidates, simplest
+        first: plain sum; + constant; scale + constant; scale + per-unit + constant. Each is
+        a least-squares fit on relative error; the one with the lowest leave-one-out
+        relative error wins (ties go to the simpler), so a handful of calibration nets
+        cannot overfit. Needs at least 3 measurements."""
+        if len(archs) < 3:
+            raise PlaidError(f"calibration needs at least 3 end-to-end measurements, got {len(archs)}")
+        f = np.array([self.features(a) for a in archs], dtype=np.float64)
+        y = np.asarray(measured_ms, dtype=np.float64)
+        cols = {"alpha": f[:, 0], "gamma": f[:, 1], "beta": np.ones(len(y))}
+        best = None
+        for names in ((), ("beta",), ("alpha", "beta"), ("alpha", "gamma", "beta")):
+            if len(names) >= len(y):
+                continue
+            loo = [abs(_predict(_lstsq(cols, names, y, keep), cols, i) - y[i]) / y[i]
+                   for i in range(len(y)) for keep in [np.arange(len(y)) != i]]
+            score = float(np.mean(loo))
+            if best is None or score < best[0] - 1e-9:
+                best = (score, names)
+        names = best[1]
+        params = _lstsq(cols, names, y, np.ones(len(y), dtype=bool))
+        self.params = {**params, "n": len(y), "model": "+".join(names) or "plain", "loo_mape_pct": best[0] * 100}
+        return self.params
+
+
+def _lstsq(cols: dict, names: tuple, y: np.ndarray, keep: np.ndarray) -> dict[str, float]:
+    """Fit the named parameters (others fixed at the plain sum's values) on rows ``keep``."""
+    base = cols["alpha"][keep] * (0.0 if "alpha" in names else 1.0)
+    params = dict(PLAIN)
+    if names:
+        x = np.column_stack([cols[n][keep] for n in names]) / y[keep][:, None]
+        target = (y[keep] - base) / y[keep]
+        coef, *_ = np.linalg.lstsq(x, target, rcond=None)
+        params.update({n: float(c) for n, c in zip(names, coef)})
+    return params
+
+
+def _predict(params: dict, cols: dict, i: int) -> float:
+    return params["alpha"] * cols["alpha"][i] + params["gamma"] * cols["gamma"][i] + params["beta"] * cols["beta"][i]
+
+
+def fidelity(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, float]:
+    """MAPE, max |error|, share within ±10%, Kendall's tau (rank agreement)."""
+    p = np.asarray(list(predicted), dtype=np.float64)
+    m = np.asarray(list(measured), dtype=np.float64)
+    err = (p - m) / m
+    from scipy.stats import kendalltau
+
+    tau = float(kendalltau(p, m).statistic) if len(p) > 1 else float("nan")
+    return {
+        "n": int(len(m)),
+        "mape_pct": float(np.mean(np.abs(err)) * 100),
+        "max_abs_err_pct": float(np.max(np.abs(err)) * 100),
+        "within_10pct": float(np.mean(np.abs(err) <= 0.10 + 1e-12)),
+        "kendall_tau": tau,
+    }

@@ -1,0 +1,109 @@
+"""End-to-end measurement of whole architectures, calibration and validation of the
+predictor against them (`plaid bench --validate N`)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from plaid.lut.bench import Progress, _no_progress, convert_units, measure_models
+from plaid.lut.latency import Latency
+from plaid.lut.predictor import Predictor, calibration_name, fidelity
+
+
+def e2e_key(label: str, resolution: tuple[int, int]) -> str:
+    return f"{label}@{resolution[0]}x{resolution[1]}"
+
+
+def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, int], table,
+                  progress: Progress = _no_progress) -> dict[str, Latency]:
+    """items: [(label, build callable)] -> measured whole-network latency per label (cached
+    in the table's e2e part; only missing ones are converted and timed)."""
+    from plaid.convert import tflite_cached
+
+    out: dict[str, Latency] = {}
+    todo = []
+    for label, build in items:
+        lat = table.get_e2e(e2e_key(label, resolution))
+        if lat is not None:
+            out[label] = lat
+        else:
+            todo.append((label, build))
+    paths = []
+    for i, (label, build) in enumerate(todo):
+        progress("convert", i, len(todo), label)
+        import torch
+
+        torch.manual_seed(0)
+        path, _ = tflite_cached(build().eval(), (1, 3, *resolution))
+        paths.append((e2e_key(label, resolution), path))
+    progress("convert", len(todo), len(todo), "")
+    if paths:
+        def commit(key: str, lat: Latency | None, error: str) -> None:
+            if lat is not None:
+                table.put_e2e(key, lat)
+                out[key.rsplit("@", 1)[0]] = lat
+
+        measure_models(target, paths, commit, progress)
+    return out
+
+
+def sample_distinct(space, n: int, rng: random.Random, exclude: set) -> list:
+    archs, seen = [], set(exclude)
+    for _ in range(n * 200):  # bounded: small spaces may not have n new members
+        a = space.sample(rng)
+        if a not in seen:
+            seen.add(a)
+            archs.append(a)
+            if len(archs) == n:
+                break
+    return archs
+
+
+def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_valid: int, seed: int,
+                           progress: Progress = _no_progress) -> dict[str, Any]:
+    rng = random.Random(seed)
+    calib = sample_distinct(space, n_calib, rng, set())
+    valid = sample_distinct(space, n_valid, rng, set(calib))
+    items = [(space.encode(a), (lambda a=a: space.build(a))) for a in calib + valid]
+    measured = measure_whole(target, items, resolution, table, progress)
+    pred = Predictor(table, space, resolution)
+    plain = [pred.features(a)[0] for a in valid]  # the plain sum of units
+    params = pred.fit(calib, [measured[space.encode(a)].median_ms for a in calib]) if calib else pred.params
+    if calib:
+        table.set_calibration(calibration_name(space.name, resolution), params)
+    rows = [{"arch": space.encode(a), "measured_ms": measured[space.encode(a)].median_ms,
+             "predicted_ms": pred(a), "plain_sum_ms": p0} for a, p0 in zip(valid, plain)]
+    report: dict[str, Any] = {"space": space.name, "resolution": list(resolution), "calibration": params,
+                              "calibration_archs": [space.encode(a) for a in calib], "validation": rows}
+    if rows:
+        report["fidelity"] = fidelity([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])
+        report["fidelity_plain_sum"] = fidelity([r["plain_sum_ms"] for r in rows], [r["measured_ms"] for r in rows])
+    return report
+
+
+def scatter_png(rows: list[dict], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    m = [r["measured_ms"] for r in rows]
+    p = [r["predicted_ms"] for r in rows]
+    ax.scatter(m, p, s=14, label="predicted (calibrated)")
+    if rows and "plain_sum_ms" in rows[0]:
+        ax.scatter(m, [r["plain_sum_ms"] for r in rows], s=10, marker="x", alpha=0.6, label="plain sum of units")
+    lo, hi = min(m + p), max(m + p)
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
+    ax.set_xlabel("measured end to end (ms)")
+    ax.set_ylabel("predicted (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

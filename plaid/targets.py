@@ -1,0 +1,58 @@
+"""Targets as typed config: configs/targets/<name>.toml, CLI flags override."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from plaid.config import config_dir, load_toml, require
+from plaid.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    runtime: str  # tflite | tensorrt
+    transport: str  # local | adb | ssh
+    space: str  # default space
+    resolutions: dict[str, tuple[int, int]]
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def resolution(self, space: str) -> tuple[int, int]:
+        if space not in self.resolutions:
+            raise UsageError(f"target {self.name!r} has no resolution for space {space!r}; pass --resolution")
+        return self.resolutions[space]
+
+    def with_protocol(self, **overrides: Any) -> "Target":
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, protocol={**self.protocol, **given})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "runtime": self.runtime,
+                "transport": self.transport, "space": self.space,
+                "resolutions": {k: list(v) for k, v in self.resolutions.items()}, "protocol": dict(self.protocol)}
+
+
+def target_names() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "targets").glob("*.toml"))
+
+
+def load_target(name: str) -> Target:
+    if name not in target_names():
+        raise UsageError(f"unknown target {name!r} (known: {', '.join(target_names())})")
+    cfg = load_toml("targets", name)
+    where = f"configs/targets/{name}.toml"
+    res = require(cfg, "resolutions", dict, where)
+    proto = dict(require(cfg, "protocol", dict, where))
+    if proto.get("cpus") == []:
+        proto["cpus"] = None
+    return Target(
+        name=require(cfg, "name", str, where),
+        description=cfg.get("description", ""),
+        runtime=require(cfg, "runtime", str, where),
+        transport=require(cfg, "transport", str, where),
+        space=require(cfg, "space", str, where),
+        resolutions={k: (int(v[0]), int(v[1])) for k, v in res.items()},
+        protocol=proto,
+    )

@@ -1,0 +1,154 @@
+"""`plaid bench` end to end with the real converter and interpreter on a tiny DF preset:
+a complete table from nothing, kill -9 in the middle and resume without re-measuring,
+refusal of a table measured with other settings, one-line errors for broken tables."""
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_plaid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_DF = """
+description = "tiny test preset"
+stem = [8, 16]
+resolution = [64, 64]
+[bottleneck]
+expansion = 4
+max_out = 1024
+[[stages]]
+name = "res2"
+kinds = ["basic"]
+widths = [16]
+depth = [1, 2]
+[[stages]]
+name = "res3"
+kinds = ["basic"]
+widths = [32]
+depth = [1, 1]
+[[stages]]
+name = "res4"
+kinds = ["basic"]
+widths = [64]
+depth = [1, 1]
+"""
+
+
+@pytest.fixture
+def env(tmp_path, tflite_cache):
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    (configs / "spaces" / "df.toml").write_text(TINY_DF)
+    host = (configs / "targets" / "host.toml").read_text()
+    host = host.replace("min_seconds = 0.5", "min_seconds = 1.5").replace("df = [224, 224]", "df = [64, 64]")
+    (configs / "targets" / "host.toml").write_text(host)
+    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache),
+            "PLAID_LUT_DIR": str(tmp_path / "luts")}
+
+
+def rows(path: Path) -> dict[str, str]:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(con.execute("SELECT key, measured_at FROM units"))
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
+def test_build_kill_resume_and_refusals(env, tmp_path):
+    dry = run_plaid("bench", "--dry-run", "--json", env=env)
+    assert dry.returncode == 0, dry.stderr
+    import json
+
+    info = json.loads(dry.stdout)
+    units = [u["key"] for u in info["units"]]
+    table = Path(info["table"])
+    assert len(units) == 6 and not table.exists()
+
+    # first run: kill -9 once at least one unit is committed
+    proc = subprocess.Popen([sys.executable, "-m", "plaid", "bench", "--json"], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if table.exists() and len(rows(table)) >= 1:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "bench finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = rows(table)
+    assert 1 <= len(before) < len(units)
+
+    # resume: finishes the table and leaves finished units untouched
+    again = run_plaid("bench", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)["build"]
+    assert report["already_measured"] == len(before)
+    assert report["measured_now"] == len(units) - len(before)
+    after = rows(table)
+    assert set(after) == set(units)
+    assert all(after[k] == v for k, v in before.items())
+
+    # a complete table is not measured again
+    third = json.loads(run_plaid("bench", "--json", env=env).stdout)["build"]
+    assert third["measured_now"] == 0
+
+    # the same file with other settings is refused, never mixed
+    other = run_plaid("bench", "--threads", "2", "--table", str(table), env=env)
+    assert other.returncode == 2 and "settings.threads: 1 != 2" in other.stderr
+    assert "Traceback" not in other.stderr
+
+    shown = run_plaid("lut", "show", "--json", env=env)
+    assert shown.returncode == 0 and all(k in shown.stdout for k in units)
+    csv_out = tmp_path / "t.csv"
+    assert run_plaid("lut", "export", "--csv", "-o", str(csv_out), env=env).returncode == 0
+    assert csv_out.read_text().count("\n") == len(units) + 1
+
+    # whole networks end to end: plain-sum validation on the tiny space
+    val = run_plaid("bench", "--validate", "2", "--calibrate", "0", "--resolution", "64", "--json", env=env)
+    assert val.returncode == 0, val.stderr
+    v = json.loads(val.stdout)["validation"]
+    assert v["fidelity"]["n"] == 2 and v["fidelity"]["mape_pct"] >= 0
+    assert Path(json.loads(val.stdout)["plot"]).is_file()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"SQLite format 3\x00" + b"\x00" * 50])
+def test_broken_table_files_give_one_line(tmp_path, content):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(content)
+    out = run_plaid("lut", "show", "--table", str(bad))
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("plaid: error:")
+
+
+def test_foreign_sqlite_gives_one_line(tmp_path):
+    foreign = tmp_path / "f.sqlite"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    out = run_plaid("lut", "show", "--table", str(foreign))
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_table_and_remote_targets_are_usage_errors(tmp_path):
+    out = run_plaid("lut", "show", "--table", str(tmp_path / "nope.sqlite"))
+    assert out.returncode == 2 and "no latency table" in out.stderr
+    out = run_plaid("bench", "--target", "sd845", "--dry-run")
+    assert out.returncode == 2 and "adb" in out.stderr
+    out = run_plaid("bench", "--target", "nope")
+    assert out.returncode == 2 and "unknown target" in out.stderr
+    out = run_plaid("bench", "--space", "dfseg", "--dry-run")
+    assert out.returncode == 2 and "df and pl1a" in out.stderr
