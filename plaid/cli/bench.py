@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 def cmd_bench(args) -> int:
     from plaid.archinfo import parse_resolution
     from plaid.errors import UsageError
-    from plaid.lut.units import space_units, unit_counts
+    from plaid.lut.units import check_space, space_units, unit_counts
     from plaid.spaces import get_space
     from plaid.targets import load_target
 
@@ -57,6 +57,7 @@ def cmd_bench(args) -> int:
         raise UsageError("--validate and --calibrate take a count >= 0")
     target = target.with_protocol(threads=args.threads)
     space = get_space(args.space or target.space)
+    check_space(space)
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
     units = space_units(space, res)
     report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}

@@ -101,21 +101,25 @@ def _pl1a_units(space, arch, resolution) -> list[Unit]:
     return units
 
 
+SUPPORTED_SPACES = ("df", "pl1a")
+
+
+def check_space(space) -> None:
+    if space.name not in SUPPORTED_SPACES:
+        from plaid.errors import UsageError
+
+        raise UsageError(f"latency tables cover the backbone spaces df and pl1a; {space.name!r} is not supported yet")
+
+
 def arch_units(space, arch, resolution: tuple[int, int]) -> list[Unit]:
     """The units ``arch`` is made of, in order (stem, blocks, head)."""
-    if space.name == "df":
-        return _df_units(space, arch, resolution)
-    if space.name == "pl1a":
-        return _pl1a_units(space, arch, resolution)
-    from plaid.errors import UsageError
-
-    raise UsageError(f"latency tables cover the backbone spaces df and pl1a; {space.name!r} is not supported yet")
+    check_space(space)
+    return (_df_units if space.name == "df" else _pl1a_units)(space, arch, resolution)
 
 
 def space_units(space, resolution: tuple[int, int]) -> list[Unit]:
     """Every distinct unit that some member of ``space`` contains at ``resolution``."""
-    if space.name not in ("df", "pl1a"):
-        arch_units(space, None, resolution)  # raises the one-line error
+    check_space(space)
     h, w = resolution
     c1, c2 = space.stem
     found: set[Unit] = {Unit(space.name, "stem", h, w, 3, c2, mid=c1)}
@@ -133,7 +137,7 @@ def space_units(space, resolution: tuple[int, int]) -> list[Unit]:
                 h2, w2 = down(h, 2), down(w, 2)
                 for p in blocks:  # later blocks follow a no-narrower block
                     for b in blocks:
-                        if p.le(b):
+                        if p.le(b) and rule.depth[1] > 1:
                             proj = p.out != b.out or p != b
                             found.add(Unit("df", kind, h2, w2, p.out, b.out, mid=mid(b), stride=1, proj=proj))
                 outs |= {b.out for b in blocks}
