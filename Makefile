@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/plaid arch list
 	$(VENV)/bin/plaid arch show df1
+	$(VENV)/bin/plaid bench --target host --space pl1a --validate 10
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

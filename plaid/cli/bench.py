@@ -79,7 +79,7 @@ def cmd_bench(args) -> int:
             if val.get("validation"):
                 png = args.plot or table.path.with_suffix(f".{space.name}-validate.png")
                 f = val["fidelity"]
-                scatter_png(val["validation"], png, f"{table.meta.name()} {space.name} {res[0]}x{res[1]}: "
+                scatter_png(val["validation"], png, f"{table.meta.name()}\n{space.name} {res[0]}x{res[1]}, {f['n']} nets: "
                                                     f"MAPE {f['mape_pct']:.1f}%, {f['within_10pct']:.0%} within ±10%")
                 report["plot"] = str(png)
         if args.baselines:
@@ -144,8 +144,12 @@ def _print_report(report: dict, counts) -> None:
     if val and val.get("fidelity"):
         f, f0 = val["fidelity"], val["fidelity_plain_sum"]
         cal = val["calibration"]
-        c.print(f"predictor alpha {cal['alpha']:.3f}, gamma {cal['gamma']:.4f} ms/unit, beta {cal['beta']:.3f} ms "
-                f"(fitted on {len(val['calibration_archs'])} nets)")
+        if "model" in cal:
+            c.print(f"predictor {cal['model']}: alpha {cal['alpha']:.3f}, gamma {cal['gamma']:.4f} ms/unit, "
+                    f"beta {cal['beta']:.3f} ms (chosen by leave-one-out on {cal['n']} nets, "
+                    f"{cal['loo_mape_pct']:.2f}% error there)")
+        else:
+            c.print("predictor plain sum of units (not calibrated)")
         c.print(f"validate  {f['n']} nets: MAPE {f['mape_pct']:.2f}%, max {f['max_abs_err_pct']:.1f}%, "
                 f"{f['within_10pct']:.0%} within ±10%, Kendall tau {f['kendall_tau']:.3f}  "
                 f"(plain sum: MAPE {f0['mape_pct']:.2f}%)")

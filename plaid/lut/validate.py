@@ -31,6 +31,8 @@ def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, i
         else:
             todo.append((label, build))
     paths = []
+    if not todo:
+        return out
     for i, (label, build) in enumerate(todo):
         progress("convert", i, len(todo), label)
         import torch
@@ -92,12 +94,14 @@ def scatter_png(rows: list[dict], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
     m = [r["measured_ms"] for r in rows]
     p = [r["predicted_ms"] for r in rows]
-    ax.scatter(m, p, s=14, label="predicted (calibrated)")
-    if rows and "plain_sum_ms" in rows[0]:
-        ax.scatter(m, [r["plain_sum_ms"] for r in rows], s=10, marker="x", alpha=0.6, label="plain sum of units")
     lo, hi = min(m + p), max(m + p)
-    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%",
+                    zorder=0)
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, zorder=1)
+    if rows and "plain_sum_ms" in rows[0]:
+        ax.scatter(m, [r["plain_sum_ms"] for r in rows], s=16, marker="x", color="tab:orange",
+                   label="plain sum of units", zorder=2)
+    ax.scatter(m, p, s=14, color="tab:blue", label="predicted (calibrated)", zorder=3)
     ax.set_xlabel("measured end to end (ms)")
     ax.set_ylabel("predicted (ms)")
     ax.set_title(title, fontsize=9)
