@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from plaid.cli.render import console, print_json
@@ -152,5 +151,3 @@ def cmd_sample(args) -> int:
         sys.stdout.write(f"{r['macs'] / 1e9:9.4f} GMACs  {r['params'] / 1e6:8.3f} M  {r['arch']}\n")
     return 0
 
-
-__all__ = ["add_parser", "json"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from plaid.cli.render import ProgressBars, console, print_json
@@ -157,5 +156,3 @@ def _print_report(report: dict, counts) -> None:
     if report.get("baselines"):
         c.print("baselines " + ", ".join(f"{n} {v['median_ms']:.2f} ms" for n, v in report["baselines"].items()))
 
-
-__all__ = ["add_parser", "json"]

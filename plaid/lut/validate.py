@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from plaid.lut.bench import Progress, _no_progress, convert_units, measure_models
+from plaid.lut.bench import Progress, _no_progress, measure_models
 from plaid.lut.latency import Latency
 from plaid.lut.predictor import Predictor, calibration_name, fidelity
 
