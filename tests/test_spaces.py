@@ -91,6 +91,19 @@ def test_order_implies_fewer_macs(name, seed):
     assert macs(space, a) <= macs(space, b)
 
 
+@pytest.mark.parametrize("name", SPACES)
+@common
+@given(seed=seeds)
+def test_embedding_agrees_with_the_order(name, seed):
+    space = get_space(name)
+    rng = random.Random(seed)
+    b = space.sample(rng)
+    pairs = [(space.shrink(b, rng), b), (space.sample(rng), b), (b, space.shrink(b, rng)), (b, b)]
+    for x, y in pairs:
+        by_embed = all(p <= q for p, q in zip(space.embed(x), space.embed(y)))
+        assert by_embed == space.le(x, y)
+
+
 def _brute_force_stage_le(sa, sb):
     """Definition: a's blocks map to an increasing subsequence of b's blocks, each no wider."""
     if sa.kind != sb.kind:

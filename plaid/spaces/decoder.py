@@ -115,6 +115,13 @@ class DecoderSpace(Space):
     def le(self, a: DecoderArch, b: DecoderArch) -> bool:
         return a.backbone == b.backbone and all(x <= y for x, y in zip(a.widths, b.widths))
 
+    def embed(self, arch: DecoderArch) -> tuple[int, ...]:
+        """Order embedding: the widths, plus the backbone's hash twice (forces equality)."""
+        import hashlib
+
+        h = int(hashlib.sha256(arch.backbone.encode()).hexdigest()[:12], 16)
+        return (h, -h, *arch.widths)
+
     def sample(self, rng: random.Random) -> DecoderArch:
         return DecoderArch(tuple(rng.choice(self.widths) for _ in GENES), self.backbone)
 

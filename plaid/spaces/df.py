@@ -187,6 +187,23 @@ class DFSpace(Space):
     def le(self, a: DFArch, b: DFArch) -> bool:
         return len(a.stages) == len(b.stages) and all(stage_le(x, y) for x, y in zip(a.stages, b.stages))
 
+    def embed(self, arch: DFArch) -> tuple[int, ...]:
+        """Order embedding of members: a ≼ b exactly when embed(a) <= embed(b) everywhere.
+        Per stage: the kind (twice, with opposite signs, to force equality) and the blocks
+        from the last one backwards, (0, 0) where a stage is shorter."""
+        kinds = list(KIND_LETTER)
+        vec: list[int] = []
+        for stage, rule in zip(arch.stages, self.rules):
+            k = kinds.index(stage.kind)
+            vec += [k, -k]
+            depth = max(rule.depth[1], len(stage.blocks))
+            if depth > rule.depth[1]:
+                raise ArchError(f"{self.encode(arch)}: embed() needs a member of the space")
+            rev = list(reversed(stage.blocks)) + [Block(0, 0)] * (depth - len(stage.blocks))
+            for b in rev:
+                vec += [b.inner, b.out]
+        return tuple(vec)
+
     def sample(self, rng: random.Random) -> DFArch:
         stages = []
         for rule in self.rules:

@@ -90,6 +90,10 @@ class PL1ASpace(Space):
             wa <= wb and na <= nb for (wa, na), (wb, nb) in zip(a.stages, b.stages)
         )
 
+    def embed(self, arch: PL1AArch) -> tuple[int, ...]:
+        """Order embedding: a ≼ b exactly when embed(a) <= embed(b) everywhere."""
+        return tuple(v for w, n in arch.stages for v in (w, n))
+
     def sample(self, rng: random.Random) -> PL1AArch:
         return PL1AArch(tuple((rng.choice(widths), rng.randint(*units)) for _, widths, units in self.rules))
 
