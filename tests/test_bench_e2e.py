@@ -67,7 +67,7 @@ def rows(path: Path) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.tflite
 def test_build_kill_resume_and_refusals(env, tmp_path):
-    dry = run_plaid("bench", "--dry-run", "--json", env=env)
+    dry = run_plaid("bench", "--space", "df", "--dry-run", "--json", env=env)
     assert dry.returncode == 0, dry.stderr
     import json
 
@@ -77,7 +77,7 @@ def test_build_kill_resume_and_refusals(env, tmp_path):
     assert len(units) == 6 and not table.exists()
 
     # first run: kill -9 once at least one unit is committed
-    proc = subprocess.Popen([sys.executable, "-m", "plaid", "bench", "--json"], env={**os.environ, **env},
+    proc = subprocess.Popen([sys.executable, "-m", "plaid", "bench", "--space", "df", "--json"], env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -91,7 +91,7 @@ def test_build_kill_resume_and_refusals(env, tmp_path):
     assert 1 <= len(before) < len(units)
 
     # resume: finishes the table and leaves finished units untouched
-    again = run_plaid("bench", "--json", env=env)
+    again = run_plaid("bench", "--space", "df", "--json", env=env)
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)["build"]
     assert report["already_measured"] == len(before)
@@ -101,11 +101,11 @@ def test_build_kill_resume_and_refusals(env, tmp_path):
     assert all(after[k] == v for k, v in before.items())
 
     # a complete table is not measured again
-    third = json.loads(run_plaid("bench", "--json", env=env).stdout)["build"]
+    third = json.loads(run_plaid("bench", "--space", "df", "--json", env=env).stdout)["build"]
     assert third["measured_now"] == 0
 
     # the same file with other settings is refused, never mixed
-    other = run_plaid("bench", "--threads", "2", "--table", str(table), env=env)
+    other = run_plaid("bench", "--space", "df", "--threads", "2", "--table", str(table), env=env)
     assert other.returncode == 2 and "settings.threads: 1 != 2" in other.stderr
     assert "Traceback" not in other.stderr
 
@@ -116,7 +116,7 @@ def test_build_kill_resume_and_refusals(env, tmp_path):
     assert csv_out.read_text().count("\n") == len(units) + 1
 
     # whole networks end to end: plain-sum validation on the tiny space
-    val = run_plaid("bench", "--validate", "2", "--calibrate", "0", "--resolution", "64", "--json", env=env)
+    val = run_plaid("bench", "--space", "df", "--validate", "2", "--calibrate", "0", "--resolution", "64", "--json", env=env)
     assert val.returncode == 0, val.stderr
     v = json.loads(val.stdout)["validation"]
     assert v["fidelity"]["n"] == 2 and v["fidelity"]["mape_pct"] >= 0

@@ -157,3 +157,23 @@ def test_kill_9_loses_no_finished_candidate(tmp_path):
     assert out.stdout.count("training") == len(resumed) - kept  # nothing finished was trained again
     reference = search(GridSpace(3, 4), latency, make_accuracy(5), budget=40, seed=0)
     assert resumed == [e.key for e in reference.evaluated]
+
+
+def test_evolution_baseline_runs_and_respects_pruning():
+    space = GridSpace(dims=3, size=5)
+    acc = make_accuracy(11)
+    res = search(space, latency, acc, budget=10_000, strategy="evolution", seed=2)
+    assert [e.arch for e in res.front] == true_front(space, acc)
+    assert not {space.key(a) for a in true_front(space, acc)} & set(res.pruned_keys)
+    part = search(space, latency, acc, budget=15, strategy="evolution", seed=2)
+    assert part.trained == 15 and len({e.key for e in part.evaluated}) == 15
+
+
+def test_nsga_ranks():
+    import numpy as np
+
+    from plaid.search.strategies import nondominated_ranks
+
+    lat = np.array([1.0, 2.0, 2.0, 3.0])
+    acc = np.array([0.5, 0.7, 0.4, 0.6])
+    assert nondominated_ranks(lat, acc).tolist() == [0, 0, 1, 1]

@@ -9,8 +9,8 @@ from plaid.cli.render import ProgressBars, console, print_json
 
 EPILOG = """\
 examples:
-  plaid bench --dry-run                          units of the df space at 224x224 on the host
-  plaid bench --target host --space df           build (or finish) the host table
+  plaid bench --dry-run                          units of the host's space (pl1a at 384x640)
+  plaid bench --target host --space df           build (or finish) the host table for df at 224x224
   plaid bench --space pl1a --validate 30         + measure 30 sampled nets end to end, report the error
   plaid bench --baselines                        DF1, DF2, ResNet-18/50 end to end on this target
   plaid bench --table my.sqlite --threads 2      a table of your own with 2 interpreter threads

@@ -21,6 +21,7 @@ examples:
   plaid bench --dry-run                   units the host latency table needs
   plaid bench --target host --space df    measure them (resumes if interrupted)
   plaid lut show                          what the table holds
+  plaid search                            POP search on the host (pl1a, digits)
 
 set PLAID_DEBUG=1 to see tracebacks.
 """
@@ -34,7 +35,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from plaid.cli import arch, bench, lut
+    from plaid.cli import arch, bench, lut, search
 
     parser = Parser(
         prog="plaid",
@@ -47,6 +48,7 @@ def build_parser() -> Parser:
     arch.add_parser(sub)
     bench.add_parser(sub)
     lut.add_parser(sub)
+    search.add_parser(sub)
     return parser
 
 

@@ -25,7 +25,7 @@ class ProgressBars:
     """Rich progress bars (on stderr) with ETA, one per phase; a callable usable as the
     library's ``progress(phase, done, total, label)``."""
 
-    LABELS = {"convert": "converting to TFLite", "measure": "measuring on target"}
+    LABELS = {"convert": "converting to TFLite", "measure": "measuring on target", "search": "training candidates"}
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled

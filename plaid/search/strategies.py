@@ -101,3 +101,77 @@ def _argbest(*keys: np.ndarray) -> int:
     """Index maximising keys lexicographically (first key first); stable on ties."""
     order = np.lexsort(tuple(reversed(keys)))
     return int(order[-1]) if len(order) else 0
+
+
+def nondominated_ranks(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """NSGA-II fronts: rank 0 = non-dominated, rank 1 = non-dominated once rank 0 is removed, ..."""
+    n = len(lat)
+    ranks = np.full(n, -1)
+    left = np.arange(n)
+    r = 0
+    while len(left):
+        l, a = lat[left], acc[left]
+        dom = ((l[None, :] <= l[:, None]) & (a[None, :] >= a[:, None])
+               & ((l[None, :] < l[:, None]) | (a[None, :] > a[:, None])))
+        first = left[~dom.any(axis=1)]
+        ranks[first] = r
+        left = np.setdiff1d(left, first)
+        r += 1
+    return ranks
+
+
+def crowding(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    n = len(lat)
+    d = np.zeros(n)
+    for v in (lat, acc):
+        order = np.argsort(v)
+        span = (v[order[-1]] - v[order[0]]) or 1.0
+        d[order[0]] = d[order[-1]] = np.inf
+        d[order[1:-1]] += (v[order[2:]] - v[order[:-2]]) / span
+    return d
+
+
+@register_strategy("evolution")
+class EvolutionStrategy(Strategy):
+    """NSGA-II style baseline inside the candidate pool: a random initial population, then
+    binary tournaments on (non-dominated rank, crowding distance) among the trained nets;
+    the child of a parent is a random open candidate among its nearest neighbours in the
+    order embedding (a small mutation). Pruned candidates are never proposed."""
+
+    def __init__(self, population: int = 8, neighbours: int = 5) -> None:
+        self.population = population
+        self.neighbours = neighbours
+        self._vec = None
+
+    def select(self, state, k: int, rng: random.Random) -> list[int]:
+        open_idx = [int(i) for i in np.flatnonzero(state.open_mask)]
+        if not open_idx:
+            return []
+        trained = np.flatnonzero(state.trained_mask)
+        if len(trained) < self.population:
+            return rng.sample(open_idx, min(k, len(open_idx), self.population - len(trained) or 1))
+        lat, acc = state.latencies[trained], state.accuracy[trained]
+        rank, crowd = nondominated_ranks(lat, acc), crowding(lat, acc)
+        vec = self._vectors(state)
+        picks: list[int] = []
+        pool = np.array(open_idx)
+        for _ in range(min(k, len(open_idx))):
+            a, b = rng.randrange(len(trained)), rng.randrange(len(trained))
+            win = a if (rank[a], -crowd[a]) <= (rank[b], -crowd[b]) else b
+            parent = trained[win]
+            avail = pool[~np.isin(pool, picks)]
+            dist = np.abs(vec[avail] - vec[parent]).sum(axis=1)
+            near = avail[np.argsort(dist, kind="stable")[: self.neighbours]]
+            picks.append(int(near[rng.randrange(len(near))]))
+        return picks
+
+    def _vectors(self, state) -> np.ndarray:
+        if self._vec is None or len(self._vec) != len(state.candidates):
+            embed = getattr(state.space, "embed", None)
+            if embed is not None:
+                v = np.array([embed(c) for c in state.candidates], dtype=float)
+                v /= np.maximum(np.abs(v).max(axis=0), 1.0)
+            else:  # no embedding: latency is the only notion of distance
+                v = (state.latencies / max(state.latencies.max(), 1e-9))[:, None]
+            self._vec = v
+        return self._vec

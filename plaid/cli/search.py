@@ -1,0 +1,119 @@
+"""`plaid search`: Partial Order Pruning on a target."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plaid.cli.render import ProgressBars, console, print_json
+
+EPILOG = """\
+examples:
+  plaid search                                   embedded default: host target, pl1a, digits, budget 12
+  plaid search --space pl1a --budget 30 --window 1.5:3
+  plaid search --dataset cifar10:/data/cifar-10-batches-py --epochs 5
+  plaid search --train-cmd 'python train.py --arch {arch} --out {out}'
+  plaid search --accuracy-table accs.csv --strategy random
+  plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
+
+Every trained candidate is committed to the run's journal the moment it finishes;
+--resume continues a run (same options), replaying what was trained.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("search", help="find the speed/accuracy front on a target (POP)",
+                       description="Search a space for the best speed/accuracy trade-off on a target with "
+                                   "Partial Order Pruning. Latency comes from the target's table (measured "
+                                   "first if needed); accuracy from the built-in proxy trainer, your command, "
+                                   "or a table.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", default="host", help="target preset (default host)")
+    p.add_argument("--space", default="", help="space (default: the target's)")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (built in), cifar10:PATH or imagefolder:PATH (default digits)")
+    p.add_argument("--budget", type=int, default=12, help="trainings (default 12)")
+    p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
+    p.add_argument("--strategy", default="pop", help="pop, random or evolution (default pop)")
+    p.add_argument("--train-cmd", metavar="CMD", help="your training command with {arch} and {out}")
+    p.add_argument("--accuracy-table", metavar="FILE", help="CSV/JSON of arch -> accuracy (benchmarking)")
+    p.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
+    p.add_argument("--proxy-resolution", type=int, default=32, help="proxy training input size (default 32)")
+    p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
+    p.add_argument("--device", default="cpu", help="cpu or cuda for the proxy trainer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", type=int, default=2000, help="candidates sampled when a space is too large to enumerate")
+    p.add_argument("--table", default="", help="latency table file (default: the target's)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_search)
+
+
+def _config(args):
+    from plaid.errors import UsageError
+    from plaid.search.run import SearchConfig, parse_window
+    from plaid.search.strategies import STRATEGIES
+
+    STRATEGIES.get(args.strategy)
+    if args.train_cmd and args.accuracy_table:
+        raise UsageError("give either --train-cmd or --accuracy-table, not both")
+    for flag, v in (("--budget", args.budget), ("--epochs", args.epochs), ("--pool", args.pool)):
+        if v < 1:
+            raise UsageError(f"{flag} must be >= 1, got {v}")
+    if args.proxy_resolution < 32:
+        raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
+    evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
+    return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=args.budget,
+                        window=parse_window(args.window) if args.window else None, strategy=args.strategy,
+                        seed=args.seed, pool=args.pool, evaluator=evaluator, train_cmd=args.train_cmd or "",
+                        accuracy_table=args.accuracy_table or "", epochs=args.epochs,
+                        proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
+                        device=args.device, table=args.table)
+
+
+def cmd_search(args) -> int:
+    import dataclasses
+
+    from plaid.search.run import execute, load_run, new_run_dir
+
+    if args.resume:
+        cfg = dataclasses.replace(load_run(args.resume), budget=args.budget)
+        run = args.resume
+    else:
+        cfg = _config(args)
+        run = new_run_dir(args.runs_dir, dataclasses.replace(cfg, space=cfg.space or _default_space(cfg.target)))
+    c = console()
+    quiet = args.json
+    with ProgressBars(enabled=not quiet) as bars:
+        trained = {"n": 0}
+
+        def on_result(ev, state):
+            trained["n"] += 1
+            bars("search", trained["n"], cfg.budget, f"{ev.key}  {ev.latency:.2f} ms  acc {ev.accuracy:.3f}")
+
+        summary = execute(cfg, run, resume=bool(args.resume), progress=bars,
+                          log=(lambda m: None) if quiet else (lambda m: c.print(m)), on_result=on_result)
+    if quiet:
+        print_json(summary)
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"front: {summary['space']} on {summary['target']} ({summary['strategy']})", title_justify="left")
+    for col, just in (("latency ms", "right"), ("accuracy", "right"), ("arch", "left")):
+        t.add_column(col, justify=just)
+    for e in summary["front"]:
+        t.add_row(f"{e['latency']:.3f}", f"{e['accuracy']:.4f}", e["arch"])
+    c.print(t)
+    exact = "exact" if summary["pruned_fraction_is_exact"] else "estimated"
+    c.print(f"trained   {summary['trained']} ({summary['replayed_from_journal']} from the journal), "
+            f"pruned {summary['pruned']} of {summary['candidates']} candidates "
+            f"({summary['pruned_fraction']:.1%}, {exact}); stop: {summary['stop_reason']}")
+    c.print(f"run       {summary['run']}  (config.json, journal.sqlite, front.json, result.json, front.png)")
+    return 0
+
+
+def _default_space(target: str) -> str:
+    from plaid.targets import load_target
+
+    return load_target(target).space

@@ -1,0 +1,189 @@
+"""A search run on a target: resolved config, predictor from the target's latency table,
+accuracy evaluator, journal, and the run folder (config.json, journal.sqlite,
+front.json, result.json, front.png)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from plaid import __version__
+from plaid.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    target: str = "host"
+    space: str = ""  # "" = the target's default
+    resolution: tuple[int, int] | None = None  # latency resolution; None = the target's
+    dataset: str = "digits"
+    budget: int = 12
+    window: tuple[float, float] | None = None
+    strategy: str = "pop"
+    seed: int = 0
+    pool: int = 2000
+    batch: int = 1
+    evaluator: str = "proxy"  # proxy | command | table
+    train_cmd: str = ""
+    accuracy_table: str = ""
+    epochs: int = 3
+    proxy_resolution: int = 32
+    train_limit: int | None = None
+    device: str = "cpu"
+    table: str = ""  # latency table path; "" = the target's default
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolution"] = list(self.resolution) if self.resolution else None
+        d["window"] = list(self.window) if self.window else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
+        d = dict(d)
+        d["resolution"] = tuple(d["resolution"]) if d.get("resolution") else None
+        d["window"] = tuple(d["window"]) if d.get("window") else None
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise UsageError(f"bad --window {text!r}: expected MIN:MAX in ms, e.g. 2:8") from None
+    if not (0 <= lo <= hi):
+        raise UsageError(f"bad --window {text!r}: need 0 <= MIN <= MAX")
+    return lo, hi
+
+
+def new_run_dir(runs: Path, cfg: SearchConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = runs / f"{stamp}-{cfg.target}-{cfg.space}-{cfg.strategy}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def load_run(run: Path) -> SearchConfig:
+    f = run / "config.json"
+    if not f.is_file():
+        raise UsageError(f"{run} is not a search run folder (no config.json)")
+    try:
+        return SearchConfig.from_json(json.loads(f.read_text())["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UsageError(f"{f}: unreadable run config ({exc})") from None
+
+
+def write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], None]):
+    from plaid.train.evaluators import make_evaluator as factory
+
+    if cfg.evaluator == "command":
+        return factory("command", space, template=cfg.train_cmd, workdir=run / "train")
+    if cfg.evaluator == "table":
+        return factory("table", space, path=Path(cfg.accuracy_table))
+    from plaid.train.datasets import load_dataset
+    from plaid.train.proxy import ProxyConfig
+
+    dataset = load_dataset(cfg.dataset, cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
+    proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device)
+    return factory("proxy", space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints", log=log)
+
+
+def front_plot(path: Path, result, baselines: dict[str, float], title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
+    ev = result.evaluated
+    ax.scatter([e.latency for e in ev], [e.accuracy for e in ev], s=14, color="tab:grey", label="trained", zorder=2)
+    fr = result.front
+    ax.step([e.latency for e in fr], [e.accuracy for e in fr], where="post", color="tab:red", zorder=3)
+    ax.scatter([e.latency for e in fr], [e.accuracy for e in fr], s=26, color="tab:red", label="front", zorder=4)
+    for name, lat in baselines.items():
+        ax.axvline(lat, color="tab:blue", lw=0.8, ls="--", zorder=1)
+        ax.text(lat, ax.get_ylim()[0], f" {name}", rotation=90, va="bottom", fontsize=7, color="tab:blue")
+    ax.set_xlabel("predicted latency on target (ms)")
+    ax.set_ylabel("accuracy (proxy top-1)")
+    ax.set_title(f"{title}\ntrained {result.trained}, pruned {result.pruned} of {result.candidates} candidates",
+                 fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Callable[[str], None] = print,
+            on_result=None) -> dict[str, Any]:
+    """Resolve the config, make sure the target's latency table covers the space, run the
+    search with a journal in ``run``, write the outputs. Returns the summary."""
+    from plaid.lut.bench import build_table, open_table
+    from plaid.lut.predictor import Predictor
+    from plaid.lut.units import check_space
+    from plaid.search.engine import search
+    from plaid.search.journal import Journal
+    from plaid.spaces import get_space
+    from plaid.targets import load_target
+
+    target = load_target(cfg.target)
+    space = get_space(cfg.space or target.space)
+    check_space(space)
+    res = cfg.resolution or target.resolution(space.name)
+    cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res)})
+    run.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_json(run / "config.json", {"plaid": __version__, "config": cfg.to_json(), "target": target.to_json(),
+                                          "space": space.describe()})
+    table = open_table(target, space.name, Path(cfg.table) if cfg.table else None, create=True)
+    with table:
+        built = build_table(target, space, res, table, progress or (lambda *a: None))
+        if built.measured:
+            log(f"measured {built.measured} missing units into {table.path}")
+        predictor = Predictor(table, space, res, bench_hint=f"plaid bench --target {target.name} --space {space.name}")
+        baselines = {}
+        for name in ("resnet18", "df1"):
+            lat = table.get_e2e(f"{name}@{res[0]}x{res[1]}")
+            if lat is not None:
+                baselines[name] = lat.median_ms
+        table_name = table.meta.name()
+    evaluator = make_evaluator(cfg, space, run, log)
+    journal_cfg = {k: v for k, v in cfg.to_json().items() if k not in ("budget",)}
+    with Journal.open(run / "journal.sqlite", journal_cfg) as journal:
+        done_before = len(journal)
+        result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
+                        window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, on_result=on_result)
+    summary = {
+        "plaid": __version__,
+        "run": str(run),
+        "target": target.name,
+        "space": space.name,
+        "resolution": list(res),
+        "latency_table": table_name,
+        "predictor_calibrated": predictor.calibrated,
+        "strategy": cfg.strategy,
+        "evaluator": evaluator.describe(),
+        "replayed_from_journal": min(done_before, result.trained),
+        **result.to_json(),
+        "baselines_ms": baselines,
+    }
+    write_json(run / "result.json", summary)
+    write_json(run / "front.json", {"target": target.name, "space": space.name, "resolution": list(res),
+                                    "front": [e.to_json() for e in result.front]})
+    front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})")
+    summary["plot"] = str(run / "front.png")
+    return summary

@@ -1,0 +1,343 @@
+"""What the search engine calls as ``accuracy(arch) -> float`` (top-1 in [0, 1], higher is
+better). Evaluators register by name; ``make_evaluator("proxy" | "command" | "table", space, ...)``.
+
+- ``proxy``: the built-in trainer (:mod:`plaid.train.proxy`) on a loaded dataset;
+- ``command``: the user's own training, e.g. ``python train.py --arch {arch} --out {out}``,
+  which writes ``{"accuracy": 0.71}`` (or ``"top1"``) as JSON to ``{out}``;
+- ``table``: accuracies already known (CSV ``arch,accuracy`` or JSON), for benchmarking.
+
+This module does not import torch; the proxy trainer imports it when it first trains.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import inspect
+import json
+import math
+import os
+import shlex
+import signal
+import string
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from plaid.errors import PlaidError, UsageError
+from plaid.registry import Registry
+
+if TYPE_CHECKING:
+    from plaid.train.datasets import Dataset
+    from plaid.train.proxy import ProxyConfig
+
+EVALUATORS: Registry[type["Evaluator"]] = Registry("evaluator")
+
+
+def register_evaluator(name: str):
+    """Class decorator: ``@register_evaluator("proxy")`` makes ``make_evaluator("proxy", ...)`` build it."""
+
+    def deco(cls):
+        cls.name = name
+        EVALUATORS.add(name, cls)
+        return cls
+
+    return deco
+
+
+def make_evaluator(kind: str, space, **kw: Any) -> "Evaluator":
+    """Build the evaluator registered as ``kind`` for ``space``; options go to its constructor."""
+    cls = EVALUATORS.get(kind)
+    try:
+        inspect.signature(cls).bind(space, **kw)
+    except TypeError as exc:
+        raise UsageError(f"evaluator {kind!r}: {exc}") from None
+    return cls(space, **kw)
+
+
+def arch_sha1(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+class Evaluator:
+    """``evaluator(arch) -> top-1 in [0, 1]``; ``arch`` is a value of the space or its string."""
+
+    name: str = ""
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def key(self, arch: Any) -> str:
+        """The canonical arch string (equivalent spellings give the same key)."""
+        if isinstance(arch, str):
+            arch = self.space.decode(arch)
+        return self.space.encode(arch)
+
+    def __call__(self, arch: Any) -> float:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able config written to the run folder."""
+        return {"kind": self.name, "space": getattr(self.space, "name", "")}
+
+
+def _check_accuracy(value: Any, where: str, error: type[PlaidError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"{where}: accuracy must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise error(f"{where}: accuracy is {value}, not a finite number")
+    if not 0.0 <= value <= 1.0:
+        raise error(f"{where}: accuracy {value} is outside [0, 1] (a percentage? give top-1 as a fraction)")
+    return value
+
+
+# ---- built-in proxy trainer -------------------------------------------------------------------
+
+@register_evaluator("proxy")
+class ProxyEvaluator(Evaluator):
+    """Train each arch with the built-in proxy trainer; cached in memory by arch string.
+    ``log`` is an optional ``callable(str)`` that gets one line per trained arch."""
+
+    def __init__(self, space, dataset: "Dataset", cfg: "ProxyConfig", checkpoint_dir: Path | None = None,
+                 log: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int, float], None] | None = None) -> None:
+        super().__init__(space)
+        if getattr(space, "task", "classification") != "classification":
+            raise UsageError(f"the proxy trainer trains classification spaces; {space.name!r} is {space.task}")
+        if dataset.resolution != cfg.resolution:
+            raise UsageError(f"dataset {dataset.name!r} is at resolution {dataset.resolution}, the proxy config "
+                             f"asks for {cfg.resolution}")
+        self.dataset, self.cfg = dataset, cfg
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.log, self.progress = log, progress
+        self.results: dict[str, dict[str, Any]] = {}  # arch string -> trainer result
+
+    def checkpoint_path(self, key: str) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / f"{arch_sha1(key)}.pt"
+
+    def __call__(self, arch: Any) -> float:
+        key = self.key(arch)
+        if key in self.results:
+            return self.results[key]["top1"]
+        import torch
+
+        from plaid.train.proxy import save_checkpoint, train_and_evaluate
+
+        value = self.space.decode(arch) if isinstance(arch, str) else arch
+        torch.manual_seed(self.cfg.seed)  # the same initial weights for the same arch and seed
+        model = self.space.build(value, num_classes=self.dataset.num_classes)
+        result = train_and_evaluate(model, self.dataset, self.cfg, progress=self.progress)
+        path = self.checkpoint_path(key)
+        if path is not None:
+            save_checkpoint(model, path)
+            result["checkpoint"] = str(path)
+        self.results[key] = result
+        if self.log is not None:
+            self.log(f"{key}: top-1 {result['top1']:.4f}, loss {result['loss']:.4f}, "
+                     f"{result['train_seconds']:.1f} s, {result['params'] / 1e6:.3f} M params")
+        return result["top1"]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "dataset": self.dataset.describe(), "config": self.cfg.to_dict(),
+                "checkpoint_dir": None if self.checkpoint_dir is None else str(self.checkpoint_dir)}
+
+
+# ---- the user's own training command ------------------------------------------------------------
+
+@register_evaluator("command")
+class CommandEvaluator(Evaluator):
+    """Run ``template`` with ``{arch}`` (the arch string) and ``{out}`` (a fresh JSON path in
+    ``workdir``) substituted, each value shell-quoted, then split into an argv (no shell).
+    The command writes JSON with a numeric ``accuracy`` (or ``top1``) key to ``{out}``; its
+    stdout and stderr are kept beside it (``<out>.stdout``, ``<out>.stderr``)."""
+
+    PLACEHOLDERS = ("arch", "out")
+
+    def __init__(self, space, template: str, workdir: Path, timeout: float | None = None) -> None:
+        super().__init__(space)
+        fields = set()
+        try:
+            for _, field, spec, conv in string.Formatter().parse(template):
+                if field is None:
+                    continue
+                if field not in self.PLACEHOLDERS:
+                    raise UsageError(f"command template: unknown placeholder {{{field}}} (only {{arch}} and "
+                                     "{out}; write {{ and }} for literal braces)")
+                if spec or conv:
+                    raise UsageError(f"command template: write {{{field}}} plainly, without a conversion or format")
+                fields.add(field)
+        except ValueError as exc:
+            raise UsageError(f"command template {template!r}: {exc}") from None
+        missing = [f"{{{f}}}" for f in self.PLACEHOLDERS if f not in fields]
+        if missing:
+            raise UsageError(f"command template {template!r} lacks {' and '.join(missing)}")
+        try:
+            argv = self._argv(template, "ARCH", Path("OUT"))
+        except ValueError as exc:
+            raise UsageError(f"command template {template!r}: {exc}") from None
+        if not argv:
+            raise UsageError("command template is empty")
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"command timeout must be positive, got {timeout!r}")
+        self.template, self.timeout = template, timeout
+        self.workdir = Path(workdir)
+        self.results: dict[str, float] = {}
+
+    @staticmethod
+    def _argv(template: str, key: str, out: Path) -> list[str]:
+        return shlex.split(template.format(arch=shlex.quote(key), out=shlex.quote(str(out))))
+
+    def _fresh_out(self, key: str) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stem = f"{arch_sha1(key)[:16]}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for n in range(10_000):
+            path = self.workdir / f"{stem}-{n}.json"
+            if not path.exists():
+                return path
+        raise PlaidError(f"command evaluator: no free output name in {self.workdir}")  # pragma: no cover
+
+    def __call__(self, arch: Any) -> float:
+        key = self.key(arch)
+        if key in self.results:
+            return self.results[key]
+        out = self._fresh_out(key)
+        argv = self._argv(self.template, key, out)
+        where = f"training command for {key!r}"
+        err_path = out.with_name(out.name + ".stderr")
+        with open(out.with_name(out.name + ".stdout"), "wb") as so, open(err_path, "wb") as se:
+            try:
+                proc = subprocess.Popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+                                        start_new_session=True)
+            except OSError as exc:
+                raise UsageError(f"{where}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+            try:
+                rc = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                raise PlaidError(f"{where}: timed out after {self.timeout:g} s{_last_line(err_path)}") from None
+            except BaseException:
+                _kill_group(proc)
+                raise
+        if rc != 0:
+            raise PlaidError(f"{where}: exited with code {rc}{_last_line(err_path)}")
+        if not out.is_file():
+            raise PlaidError(f"{where}: it exited 0 but did not write {out}{_last_line(err_path)}")
+        try:
+            data = json.loads(out.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PlaidError(f"{where}: {out} is not valid JSON ({exc})") from None
+        value = None
+        if isinstance(data, dict):
+            value = data.get("accuracy", data.get("top1"))
+        if value is None:
+            raise PlaidError(f"{where}: {out} has no numeric 'accuracy' or 'top1' key")
+        self.results[key] = _check_accuracy(value, where, PlaidError)
+        return self.results[key]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "template": self.template, "workdir": str(self.workdir),
+                "timeout": self.timeout}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """End the command and everything it started (it runs in its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f"; stderr: {lines[-1][:300]}" if lines else ""
+
+
+# ---- accuracies from a file -----------------------------------------------------------------
+
+@register_evaluator("table")
+class TableEvaluator(Evaluator):
+    """Accuracies from a CSV (header with ``arch`` and ``accuracy`` columns) or JSON
+    (``{"arch": acc}`` or ``[{"arch": ..., "accuracy": ...}]``) file; arch strings are
+    re-keyed through the space so equivalent spellings match."""
+
+    def __init__(self, space, path: Path) -> None:
+        super().__init__(space)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UsageError(f"accuracy table {self.path} does not exist")
+        suffix = self.path.suffix.lower()
+        if suffix not in (".csv", ".json"):
+            raise UsageError(f"accuracy table {self.path}: expected a .csv or .json file")
+        try:
+            text = self.path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"accuracy table {self.path}: cannot read: {exc}") from None
+        rows = self._csv_rows(text) if suffix == ".csv" else self._json_rows(text)
+        self.table: dict[str, float] = {}
+        for where, arch, acc in rows:
+            where = f"accuracy table {self.path} {where}"
+            if not isinstance(arch, str):
+                raise UsageError(f"{where}: arch must be a string, got {arch!r}")
+            try:
+                key = self.key(arch)
+            except UsageError as exc:
+                raise UsageError(f"{where}: {exc}") from None
+            if isinstance(acc, str):
+                try:
+                    acc = float(acc)
+                except ValueError:
+                    raise UsageError(f"{where}: accuracy {acc!r} is not a number") from None
+            acc = _check_accuracy(acc, where, UsageError)
+            if key in self.table and self.table[key] != acc:
+                raise UsageError(f"{where}: {key!r} appears twice with different accuracies "
+                                 f"({self.table[key]} and {acc})")
+            self.table[key] = acc
+        if not self.table:
+            raise UsageError(f"accuracy table {self.path} has no entries")
+
+    def _csv_rows(self, text: str) -> list[tuple[str, Any, Any]]:
+        reader = csv.DictReader(text.splitlines())
+        header = [h.strip() for h in reader.fieldnames or []]
+        if "arch" not in header or "accuracy" not in header:
+            raise UsageError(f"accuracy table {self.path}: the CSV header needs 'arch' and 'accuracy' columns "
+                             f"(found {', '.join(header) or 'none'})")
+        reader.fieldnames = header
+        try:
+            return [(f"line {reader.line_num}", (row["arch"] or "").strip(), (row["accuracy"] or "").strip())
+                    for row in reader]
+        except csv.Error as exc:
+            raise UsageError(f"accuracy table {self.path}: malformed CSV: {exc}") from None
+
+    def _json_rows(self, text: str) -> list[tuple[str, Any, Any]]:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"accuracy table {self.path}: not valid JSON ({exc})") from None
+        if isinstance(data, dict):
+            return [(f"entry {arch!r}", arch, acc) for arch, acc in data.items()]
+        if isinstance(data, list):
+            rows = []
+            for i, item in enumerate(data):
+                if not isinstance(item, dict) or "arch" not in item or "accuracy" not in item:
+                    raise UsageError(f"accuracy table {self.path} item {i}: expected "
+                                     "{\"arch\": ..., \"accuracy\": ...}")
+                rows.append((f"item {i}", item["arch"], item["accuracy"]))
+            return rows
+        raise UsageError(f"accuracy table {self.path}: expected a JSON object or list, got {type(data).__name__}")
+
+    def __call__(self, arch: Any) -> float:
+        key = self.key(arch)
+        try:
+            return self.table[key]
+        except KeyError:
+            raise PlaidError(f"arch {key!r} is not in the accuracy table {self.path} "
+                             f"({len(self.table)} entries)") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "path": str(self.path), "entries": len(self.table)}

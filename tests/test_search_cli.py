@@ -1,0 +1,105 @@
+"""`plaid search` end to end on a tiny PL1A preset: real latency table (converted and
+timed on this host), table/proxy/command evaluators, run folder, journal and resume."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_plaid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_PL1A = """
+description = "tiny test preset"
+stem = [8, 16]
+resolution = [64, 64]
+[[stages]]
+name = "stage1"
+widths = [16, 24]
+units = [1, 2]
+[[stages]]
+name = "stage2"
+widths = [32]
+units = [1, 2]
+[[stages]]
+name = "stage3"
+widths = [48]
+units = [1, 1]
+"""
+
+
+@pytest.fixture
+def env(tmp_path, tflite_cache):
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    (configs / "spaces" / "pl1a.toml").write_text(TINY_PL1A)
+    host = (configs / "targets" / "host.toml").read_text()
+    host = host.replace("pl1a = [384, 640]", "pl1a = [64, 64]").replace("min_seconds = 0.5", "min_seconds = 0.1")
+    (configs / "targets" / "host.toml").write_text(host)
+    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache),
+            "PLAID_LUT_DIR": str(tmp_path / "luts")}
+
+
+def all_archs():
+    out = []
+    for w1 in (16, 24):
+        for n1 in (1, 2):
+            for n2 in (1, 2):
+                out.append(f"pl1a:{w1}x{n1}-32x{n2}-48x1")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
+def test_search_with_table_evaluator_and_resume(env, tmp_path):
+    archs = all_archs()
+    accs = {a: 0.5 + 0.05 * i for i, a in enumerate(sorted(archs))}  # any values: the engine must cope
+    table = tmp_path / "accs.json"
+    table.write_text(json.dumps(accs))
+    runs = tmp_path / "runs"
+    out = run_plaid("search", "--accuracy-table", str(table), "--budget", "3", "--runs-dir", str(runs),
+                    "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["space"] == "pl1a" and s["candidates"] == 8 and s["trained"] == 3
+    run = Path(s["run"])
+    for f in ("config.json", "journal.sqlite", "front.json", "result.json", "front.png"):
+        assert (run / f).is_file(), f
+    assert all(e["accuracy"] == accs[e["arch"]] for e in s["evaluated"])
+    # resume with a larger budget: the first 3 are replayed, the rest trained
+    again = run_plaid("search", "--resume", str(run), "--budget", "8", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    s2 = json.loads(again.stdout)
+    assert s2["replayed_from_journal"] == 3
+    assert [e["arch"] for e in s2["evaluated"][:3]] == [e["arch"] for e in s["evaluated"]]
+    assert s2["trained"] + s2["pruned"] <= 8
+    human = run_plaid("search", "--resume", str(run), "--budget", "8", env=env)
+    assert human.returncode == 0 and "front:" in human.stdout and "pruned" in human.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
+def test_search_with_the_proxy_trainer_on_digits(env, tmp_path):
+    out = run_plaid("search", "--budget", "2", "--epochs", "1", "--train-limit", "300",
+                    "--runs-dir", str(tmp_path / "runs"), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["trained"] == 2 and all(0.0 <= e["accuracy"] <= 1.0 for e in s["evaluated"])
+    assert list((Path(s["run"]) / "checkpoints").glob("*.pt"))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["search", "--strategy", "greedy"], "unknown strategy"),
+    (["search", "--budget", "0"], "--budget must be >= 1"),
+    (["search", "--window", "5"], "bad --window"),
+    (["search", "--window", "5:1"], "bad --window"),
+    (["search", "--train-cmd", "x {arch} {out}", "--accuracy-table", "a.csv"], "not both"),
+    (["search", "--resume", "/nonexistent/run"], "not a search run folder"),
+    (["search", "--space", "dfseg"], "df and pl1a"),
+])
+def test_search_usage_errors(args, fragment, tmp_path):
+    out = run_plaid(*args, "--runs-dir", str(tmp_path))
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert len(out.stderr.strip().splitlines()) == 1 and fragment in out.stderr

@@ -1,0 +1,459 @@
+"""plaid.train: dataset loaders, the proxy trainer and the accuracy evaluators, on real data
+(scikit-learn's digits, CIFAR-10-format pickles and PNG folders written here) with real
+training and real subprocesses."""
+
+import json
+import math
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plaid.errors import PlaidError, UsageError
+from plaid.spaces import get_space, parse_arch
+from plaid.train.datasets import load_dataset
+from plaid.train.evaluators import (EVALUATORS, CommandEvaluator, ProxyEvaluator, TableEvaluator, arch_sha1,
+                                    make_evaluator)
+
+SMALL = "pl1a:24x1-48x1-96x1"
+
+
+def one_line(exc_info) -> str:
+    msg = str(exc_info.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+# ---- datasets: digits ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", 32)
+
+
+def test_digits_shapes_and_normalisation(digits):
+    assert digits.num_classes == 10 and digits.classes == [str(i) for i in range(10)]
+    n_train, n_val = len(digits.train), len(digits.val)
+    assert n_train + n_val == 1797 and abs(n_val / 1797 - 0.2) < 0.01
+    assert digits.train.x.shape == (n_train, 3, 32, 32) and digits.train.x.dtype == np.float32
+    assert digits.val.x.shape == (n_val, 3, 32, 32)
+    assert digits.train.y.dtype == np.int64 and set(digits.train.y) == set(range(10))
+    per_channel = digits.train.x.mean(axis=(0, 2, 3))
+    assert np.all(np.abs(per_channel) < 1e-4)
+    assert np.allclose(digits.train.x.std(axis=(0, 2, 3)), 1.0, atol=1e-3)
+    assert 0.2 < digits.mean[0] < 0.4 and digits.std[0] > 0  # digits scaled to [0, 1] before normalising
+    # stratified: every class is ~20% in val
+    for c in range(10):
+        share = (digits.val.y == c).sum() / ((digits.val.y == c).sum() + (digits.train.y == c).sum())
+        assert abs(share - 0.2) < 0.02
+    json.dumps(digits.describe())
+
+
+def test_digits_split_is_seeded(digits):
+    again = load_dataset("digits", 32, seed=0)
+    assert np.array_equal(again.val.y, digits.val.y) and np.array_equal(again.val.x, digits.val.x)
+    other = load_dataset("digits", 32, seed=1)
+    assert not np.array_equal(other.val.x, digits.val.x)
+
+
+def test_digits_limit_and_resolution():
+    d = load_dataset("digits", 40, limit=100, seed=3)
+    assert len(d.train) == 100 and d.train.x.shape[1:] == (3, 40, 40)
+    assert set(d.train.y) == set(range(10))  # the subset keeps the class mix
+    assert abs(len(d.val) - 359) <= 5  # limit caps the training samples only
+    again = load_dataset("digits", 40, limit=100, seed=3)
+    assert np.array_equal(again.train.x, d.train.x)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("mnist", "unknown dataset 'mnist'"),
+    ("digits:/somewhere", "takes no path"),
+    ("cifar10", "needs a path"),
+    ("cifar10:/nonexistent/cifar", "/nonexistent/cifar does not exist"),
+    ("imagefolder:/nonexistent/images", "/nonexistent/images does not exist"),
+])
+def test_bad_dataset_specs(spec, needle):
+    with pytest.raises(UsageError) as exc:
+        load_dataset(spec, 32)
+    assert needle in one_line(exc)
+
+
+# ---- datasets: CIFAR-10 python format ------------------------------------------------------------
+
+def _cifar_images(n: int, start: int) -> np.ndarray:
+    rng = np.random.default_rng(start)
+    return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+
+
+def _write_pickle(path: Path, obj) -> None:
+    with path.open("wb") as fh:
+        pickle.dump(obj, fh)
+
+
+@pytest.fixture()
+def cifar_dir(tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    _write_pickle(root / "batches.meta", {b"label_names": names, b"num_cases_per_batch": 10, b"num_vis": 3072})
+    for i, start in ((1, 0), (2, 10)):
+        _write_pickle(root / f"data_batch_{i}", {
+            b"batch_label": f"training batch {i} of 2".encode(), b"data": _cifar_images(10, start),
+            b"labels": [(start + j) % 10 for j in range(10)],
+            b"filenames": [f"img_{start + j}.png".encode() for j in range(10)]})
+    _write_pickle(root / "test_batch", {b"batch_label": b"testing batch 1 of 1", b"data": _cifar_images(6, 99),
+                                        b"labels": [0, 1, 2, 3, 4, 5], b"filenames": [b"t.png"] * 6})
+    return root
+
+
+def test_cifar10_loads_in_order(cifar_dir):
+    d = load_dataset(f"cifar10:{cifar_dir}", 32)
+    assert d.classes[0] == "airplane" and d.num_classes == 10
+    assert d.train.x.shape == (20, 3, 32, 32) and d.val.x.shape == (6, 3, 32, 32)
+    assert list(d.train.y) == [j % 10 for j in range(20)] and list(d.val.y) == [0, 1, 2, 3, 4, 5]
+    # undoing the normalisation gives back the raw pixels in CHW order, batch 1 then batch 2
+    mean = np.array(d.mean, np.float32)[None, :, None, None]
+    std = np.array(d.std, np.float32)[None, :, None, None]
+    raw = np.concatenate([_cifar_images(10, 0), _cifar_images(10, 10)]).reshape(20, 3, 32, 32) / 255.0
+    assert np.allclose(d.train.x * std + mean, raw, atol=1e-5)
+
+
+def test_cifar10_resized_and_limited(cifar_dir):
+    d = load_dataset(f"cifar10:{cifar_dir}", 40, limit=10)
+    assert d.train.x.shape == (10, 3, 40, 40) and d.val.x.shape == (6, 3, 40, 40)
+
+
+def test_cifar10_refuses_foreign_globals(cifar_dir, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {shlex.quote(str(marker))}",)
+
+    _write_pickle(cifar_dir / "data_batch_2", {b"data": Evil(), b"labels": [0]})
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"cifar10:{cifar_dir}", 32)
+    msg = one_line(exc)
+    assert "data_batch_2" in msg and "refusing to load global" in msg and "system" in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda root: (root / "test_batch").write_bytes(b"\x80\x04garbage"), "not a CIFAR-10 python batch"),
+    (lambda root: (root / "test_batch").unlink(), "test_batch is missing"),
+    (lambda root: _write_pickle(root / "data_batch_1", {b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}),
+     "(N, 3072)"),
+    (lambda root: _write_pickle(root / "data_batch_1", [1, 2, 3]), "not a dict"),
+    (lambda root: _write_pickle(root / "data_batch_1", {b"data": _cifar_images(2, 0), b"labels": [0, 1, 2]}),
+     "2 images but 3 labels"),
+])
+def test_cifar10_malformed(cifar_dir, damage, needle):
+    damage(cifar_dir)
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"cifar10:{cifar_dir}", 32)
+    assert needle in one_line(exc)
+
+
+def test_cifar10_single_class_refused(cifar_dir):
+    for i in (1, 2):
+        _write_pickle(cifar_dir / f"data_batch_{i}", {b"data": _cifar_images(4, i), b"labels": [3] * 4})
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"cifar10:{cifar_dir}", 32)
+    assert "fewer than 2 classes" in one_line(exc)
+
+
+# ---- datasets: image folders ----------------------------------------------------------------------
+
+COLOURS = {"blue": (0, 0, 230), "red": (230, 0, 0), "zgreen": (0, 200, 0)}
+
+
+def _write_images(folder: Path, colour, n: int, suffix: str = ".png") -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (12, 9), colour).save(folder / f"img{i}{suffix}")
+
+
+def test_imagefolder_train_val(tmp_path):
+    for name, colour in COLOURS.items():
+        _write_images(tmp_path / "train" / name, colour, 3)
+        _write_images(tmp_path / "val" / name, colour, 2, suffix=".jpg" if name == "red" else ".png")
+    (tmp_path / "train" / "red" / "notes.txt").write_text("not an image")
+    d = load_dataset(f"imagefolder:{tmp_path}", 16)
+    assert d.classes == ["blue", "red", "zgreen"] and d.num_classes == 3
+    assert d.train.x.shape == (9, 3, 16, 16) and d.val.x.shape == (6, 3, 16, 16)
+    assert list(d.val.y) == [0, 0, 1, 1, 2, 2]
+    # the dominant channel of each val image is its class colour's
+    dominant = (d.val.x * np.array(d.std)[None, :, None, None] + np.array(d.mean)[None, :, None, None])
+    assert list(dominant.mean(axis=(2, 3)).argmax(axis=1)) == [2, 2, 0, 0, 1, 1]
+
+
+def test_imagefolder_without_val_is_split(tmp_path):
+    for name, colour in COLOURS.items():
+        _write_images(tmp_path / name, colour, 5)
+    d = load_dataset(f"imagefolder:{tmp_path}", 8, val_fraction=0.4)
+    assert len(d.train) == 9 and len(d.val) == 6 and list(d.val.y) == [0, 0, 1, 1, 2, 2]
+
+
+def test_imagefolder_errors(tmp_path):
+    _write_images(tmp_path / "only", (1, 2, 3), 3)
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"imagefolder:{tmp_path}", 8)
+    assert "at least 2 class folders" in one_line(exc)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"imagefolder:{tmp_path}", 8)
+    assert "empty has no .png/.jpg/.jpeg images" in one_line(exc)
+    (tmp_path / "empty" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(UsageError) as exc:
+        load_dataset(f"imagefolder:{tmp_path}", 8)
+    assert "broken.png: cannot read image" in one_line(exc)
+
+
+# ---- the proxy trainer ----------------------------------------------------------------------------
+
+def test_proxy_trains_deterministically_and_checkpoints(digits, tmp_path):
+    import torch
+
+    from plaid.train.proxy import ProxyConfig
+
+    space, arch = parse_arch(SMALL)
+    cfg = ProxyConfig(epochs=3, resolution=32, seed=0, threads=1)
+    lines = []
+    ev = ProxyEvaluator(space, digits, cfg, checkpoint_dir=tmp_path / "ckpt", log=lines.append)
+    top1 = ev(arch)
+    assert top1 > 0.8, top1  # 10 classes: chance is 0.1; this reaches ~0.95
+    result = ev.results[SMALL]
+    assert result["epochs"] == 3 and result["params"] > 10_000 and math.isfinite(result["loss"])
+    assert len(lines) == 1 and SMALL in lines[0]
+    assert ev(SMALL) == top1 and len(lines) == 1  # cached by arch string
+
+    again = ProxyEvaluator(space, digits, cfg)(SMALL)
+    assert again == top1  # same seed, same top-1
+
+    path = tmp_path / "ckpt" / f"{arch_sha1(SMALL)}.pt"
+    assert path.is_file() and result["checkpoint"] == str(path)
+    model = space.build(arch, num_classes=10)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    model.eval()
+    with torch.inference_mode():
+        pred = model(torch.from_numpy(digits.val.x)).argmax(dim=1).numpy()
+    assert (pred == digits.val.y).mean() == pytest.approx(top1)
+    json.dumps(ev.describe())
+
+
+@pytest.mark.gpu
+def test_proxy_on_cuda_is_deterministic(digits):
+    import torch
+
+    from plaid.train.proxy import ProxyConfig
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    space = get_space("pl1a")
+    cfg = ProxyConfig(epochs=3, device="cuda")
+    first = ProxyEvaluator(space, digits, cfg)(SMALL)
+    assert first > 0.8 and ProxyEvaluator(space, digits, cfg)(SMALL) == first
+
+
+def test_proxy_config_errors(digits):
+    import torch
+
+    from plaid.train.proxy import ProxyConfig, train_and_evaluate
+
+    with pytest.raises(UsageError):
+        ProxyConfig(epochs=0)
+    space = get_space("pl1a")
+    with pytest.raises(UsageError) as exc:
+        ProxyEvaluator(space, digits, ProxyConfig(resolution=64))
+    assert "resolution 32" in one_line(exc)
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError) as exc:
+            train_and_evaluate(space.build(space.decode(SMALL), num_classes=10), digits, ProxyConfig(device="cuda"))
+        assert "CUDA is not available" in one_line(exc)
+
+
+# ---- the user's training command ------------------------------------------------------------------
+
+SCRIPT = """
+import argparse, json, pathlib, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--arch", required=True)
+p.add_argument("--out", required=True)
+p.add_argument("--mode", default="ok")
+a = p.parse_args()
+out = pathlib.Path(a.out)
+out.with_suffix(".arch").write_text(a.arch)
+print("training", a.arch)
+if a.mode == "fail":
+    print("epoch 1 ...", file=sys.stderr)
+    print("RuntimeError: CUDA out of memory", file=sys.stderr)
+    sys.exit(3)
+if a.mode == "sleep":
+    time.sleep(30)
+payload = {"ok": {"accuracy": 0.5}, "top1": {"top1": 0.25}, "nokey": {"loss": 1.0},
+           "nan": {"accuracy": float("nan")}, "percent": {"accuracy": 71.5}}.get(a.mode)
+if a.mode == "badjson":
+    out.write_text("{not json")
+elif a.mode != "silent":
+    out.write_text(json.dumps(payload))
+"""
+
+
+@dataclass(frozen=True)
+class FakeArch:
+    text: str
+
+
+class FakeSpace:
+    name = "fake"
+
+    def encode(self, arch: FakeArch) -> str:
+        return arch.text
+
+    def decode(self, text: str) -> FakeArch:
+        return FakeArch(text)
+
+
+WEIRD = """fake:it's a "quoted" arch; $(touch pwned) * {x}"""
+
+
+@pytest.fixture()
+def command(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+
+    def make(mode="ok", **kw):
+        python, path = shlex.quote(sys.executable), shlex.quote(str(script))
+        template = f"{python} {path} --arch {{arch}} --out {{out}} --mode {mode}"
+        return CommandEvaluator(FakeSpace(), template, tmp_path / "work", **kw)
+
+    return make
+
+
+def test_command_evaluator_passes_arch_intact(command, tmp_path):
+    ev = command()
+    assert ev(FakeArch(WEIRD)) == 0.5
+    (received,) = (tmp_path / "work").glob("*.arch")
+    assert received.read_text() == WEIRD
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    (stdout,) = (tmp_path / "work").glob("*.json.stdout")
+    assert WEIRD in stdout.read_text()
+    assert ev(FakeArch(WEIRD)) == 0.5 and len(list((tmp_path / "work").glob("*.arch"))) == 1  # cached
+    assert command("top1")(FakeArch("fake:b")) == 0.25
+    json.dumps(ev.describe())
+
+
+@pytest.mark.parametrize("mode, needles", [
+    ("fail", ["exited with code 3", "RuntimeError: CUDA out of memory"]),
+    ("silent", ["did not write"]),
+    ("badjson", ["is not valid JSON"]),
+    ("nokey", ["no numeric 'accuracy' or 'top1' key"]),
+    ("nan", ["not a finite number"]),
+    ("percent", ["outside [0, 1]"]),
+])
+def test_command_evaluator_failures(command, mode, needles):
+    with pytest.raises(PlaidError) as exc:
+        command(mode)(FakeArch("fake:a b"))
+    msg = one_line(exc)
+    assert "'fake:a b'" in msg
+    for needle in needles:
+        assert needle in msg
+
+
+def test_command_evaluator_timeout(command):
+    with pytest.raises(PlaidError) as exc:
+        command("sleep", timeout=1.0)(FakeArch("fake:slow"))
+    assert "timed out after 1 s" in one_line(exc)
+
+
+@pytest.mark.parametrize("template, needle", [
+    ("python train.py --arch {arch} --out {out} --gpu {gpu}", "unknown placeholder {gpu}"),
+    ("python train.py --arch {} --out {out}", "unknown placeholder {}"),
+    ("python train.py --arch {arch!r} --out {out}", "without a conversion"),
+    ("python train.py --arch {arch}", "lacks {out}"),
+    ("python 'train.py --arch {arch} --out {out}", "No closing quotation"),
+])
+def test_command_template_errors(template, needle, tmp_path):
+    with pytest.raises(UsageError) as exc:
+        CommandEvaluator(FakeSpace(), template, tmp_path)
+    assert needle in one_line(exc)
+
+
+def test_command_not_found(tmp_path):
+    ev = CommandEvaluator(FakeSpace(), "plaid-no-such-trainer {arch} {out}", tmp_path)
+    with pytest.raises(PlaidError) as exc:
+        ev(FakeArch("fake:x"))
+    assert "cannot run 'plaid-no-such-trainer'" in one_line(exc)
+
+
+# ---- accuracies from a table ------------------------------------------------------------------------
+
+def test_table_csv_and_equivalent_spellings(tmp_path):
+    space = get_space("pl1a")
+    path = tmp_path / "acc.csv"
+    path.write_text("arch,accuracy,latency\n pl1a:024x1-48x1-96x1 ,0.61,3.2\npl1a:48x4-96x8-192x4,0.72,9\n")
+    ev = make_evaluator("table", space, path=path)
+    assert ev(space.decode(SMALL)) == 0.61 and ev("pl1a:48x4-96x8-192x4") == 0.72
+    with pytest.raises(PlaidError) as exc:
+        ev("pl1a:32x1-48x1-96x1")
+    assert "'pl1a:32x1-48x1-96x1' is not in the accuracy table" in one_line(exc)
+    assert ev.describe()["entries"] == 2 and json.dumps(ev.describe())
+
+
+@pytest.mark.parametrize("payload", [
+    {SMALL: 0.61, "pl1a:48x4-96x8-192x4": 0.72},
+    [{"arch": "pl1a:24x01-48x1-96x1", "accuracy": 0.61}, {"arch": "pl1a:48x4-96x8-192x4", "accuracy": 0.72}],
+])
+def test_table_json(tmp_path, payload):
+    path = tmp_path / "acc.json"
+    path.write_text(json.dumps(payload))
+    ev = TableEvaluator(get_space("pl1a"), path)
+    assert ev(SMALL) == 0.61 and ev("pl1a:48x4-96x8-192x4") == 0.72
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("a.csv", "arch,top5\npl1a:24x1-48x1-96x1,0.9\n", "needs 'arch' and 'accuracy' columns"),
+    ("a.csv", "arch,accuracy\npl1a:24x1-48x1-96x1,high\n", "line 2: accuracy 'high' is not a number"),
+    ("a.csv", "arch,accuracy\ndf:R64x-R128,0.5\n", "line 2"),
+    ("a.csv", "arch,accuracy\n", "has no entries"),
+    ("a.csv", f"arch,accuracy\n{SMALL},0.5\npl1a:24x1-048x1-96x1,0.6\n", "appears twice"),
+    ("a.json", "{broken", "not valid JSON"),
+    ("a.json", "[1, 2]", "item 0"),
+    ("a.json", json.dumps({SMALL: "0.5x"}), "not a number"),
+    ("a.txt", "whatever", "expected a .csv or .json file"),
+])
+def test_table_malformed(tmp_path, name, text, needle):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UsageError) as exc:
+        TableEvaluator(get_space("pl1a"), path)
+    assert needle in one_line(exc) and str(path) in str(exc.value)
+
+
+# ---- registry and imports ----------------------------------------------------------------------------
+
+def test_registry(tmp_path):
+    assert EVALUATORS.names() == ["proxy", "command", "table"]
+    for name, cls in EVALUATORS.items():
+        assert cls.name == name
+    with pytest.raises(UsageError) as exc:
+        make_evaluator("tabel", get_space("pl1a"))
+    assert "did you mean 'table'" in one_line(exc)
+    with pytest.raises(UsageError) as exc:
+        make_evaluator("table", get_space("pl1a"), path=tmp_path / "x.csv", colour="red")
+    assert "evaluator 'table'" in one_line(exc)
+
+
+def test_train_package_does_not_import_torch():
+    code = ("import sys\nimport plaid.train, plaid.train.evaluators, plaid.train.datasets\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
