@@ -110,11 +110,8 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> 
     return out_path
 
 
-def tflite_cached(module, input_shape: tuple[int, ...], cache: Path | None = None) -> tuple[Path, bool]:
-    """The fp32 TFLite file for ``module`` at ``input_shape``: exported to ONNX, hashed
-    (ONNX bytes + tool versions), converted only if that hash is not cached yet.
-    Returns (path, converted_now)."""
-    cache = cache or cache_dir()
+def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[Path, Path]:
+    """Export to ONNX and file it under its content hash. Returns (onnx path, tflite path)."""
     onnx_dir = cache / "onnx"
     onnx_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plaid-export-") as tmp:
@@ -124,12 +121,74 @@ def tflite_cached(module, input_shape: tuple[int, ...], cache: Path | None = Non
             h.update(f"{k}={v};".encode())
         digest = h.hexdigest()[:32]
         out = cache / "tflite" / f"{digest}.tflite"
-        if out.is_file():
-            return out, False
         onnx_path = onnx_dir / f"{digest}.onnx"
-        shutil.copyfile(onnx_tmp, onnx_path)
+        if not out.is_file():
+            shutil.copyfile(onnx_tmp, onnx_path)
+    return onnx_path, out
+
+
+def tflite_cached(module, input_shape: tuple[int, ...], cache: Path | None = None) -> tuple[Path, bool]:
+    """The fp32 TFLite file for ``module`` at ``input_shape``: exported to ONNX, hashed
+    (ONNX bytes + tool versions), converted only if that hash is not cached yet.
+    Returns (path, converted_now)."""
+    cache = cache or cache_dir()
+    onnx_path, out = _export_hashed(module, input_shape, cache)
+    if out.is_file():
+        return out, False
     onnx_to_tflite(onnx_path, out, log=cache / "onnx2tf.log")
     return out, True
+
+
+def convert_workers() -> int:
+    """Parallel onnx2tf processes: $PLAID_CONVERT_WORKERS, else one per core (max 4)."""
+    env = os.environ.get("PLAID_CONVERT_WORKERS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise PlaidError(f"PLAID_CONVERT_WORKERS must be a number, got {env!r}") from None
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def tflite_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
+    """``jobs``: [(label, build callable, input_shape)] -> fp32 TFLite paths, in order.
+    Exports run here one by one; the slow onnx2tf conversions of what is not cached yet
+    run in ``convert_workers()`` processes. ``progress(done, total, label)``."""
+    cache = cache or cache_dir()
+    targets: list[tuple[str, Path, Path]] = []
+    for label, build, shape in jobs:
+        onnx_path, out = _export_hashed(build(), shape, cache)
+        targets.append((label, onnx_path, out))
+    todo = [t for t in targets if not t[2].is_file()]
+    total, done = len(targets), len(targets) - len(todo)
+    if progress:
+        progress(done, total, "")
+    workers = min(convert_workers(), len(todo))
+    if workers <= 1:
+        for label, onnx_path, out in todo:
+            onnx_to_tflite(onnx_path, out, log=cache / "onnx2tf.log")
+            done += 1
+            if progress:
+                progress(done, total, label)
+    elif todo:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(onnx_to_tflite, onnx_path, out, cache / "onnx2tf.log"): label
+                       for label, onnx_path, out in todo}
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+                    done += 1
+                    if progress:
+                        progress(done, total, futures[fut])
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    return [out for _, _, out in targets]
 
 
 def tflite_op_names(path: Path) -> list[str]:

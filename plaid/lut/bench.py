@@ -78,15 +78,12 @@ class BuildReport:
 
 
 def convert_units(units: list[Unit], progress: Progress = _no_progress) -> dict[str, Path]:
-    """fp32 TFLite file per unit key (cached: converted once ever)."""
-    from plaid.convert import tflite_cached
+    """fp32 TFLite file per unit key (cached: converted once ever; in parallel)."""
+    from plaid.convert import tflite_many
 
-    paths = {}
-    for i, u in enumerate(units):
-        progress("convert", i, len(units), u.key)
-        paths[u.key], _ = tflite_cached(u.build(), u.input_shape)
-    progress("convert", len(units), len(units), "")
-    return paths
+    paths = tflite_many([(u.key, u.build, u.input_shape) for u in units],
+                        progress=lambda d, t, label: progress("convert", d, t, label))
+    return {u.key: p for u, p in zip(units, paths)}
 
 
 def measure_models(target, models: list[tuple[str, Path]], on_result: Callable[[str, Latency | None, str], None],

@@ -20,8 +20,6 @@ def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, i
                   progress: Progress = _no_progress) -> dict[str, Latency]:
     """items: [(label, build callable)] -> measured whole-network latency per label (cached
     in the table's e2e part; only missing ones are converted and timed)."""
-    from plaid.convert import tflite_cached
-
     out: dict[str, Latency] = {}
     todo = []
     for label, build in items:
@@ -30,17 +28,21 @@ def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, i
             out[label] = lat
         else:
             todo.append((label, build))
-    paths = []
     if not todo:
         return out
-    for i, (label, build) in enumerate(todo):
-        progress("convert", i, len(todo), label)
-        import torch
+    import torch
 
-        torch.manual_seed(0)
-        path, _ = tflite_cached(build().eval(), (1, 3, *resolution))
-        paths.append((e2e_key(label, resolution), path))
-    progress("convert", len(todo), len(todo), "")
+    from plaid.convert import tflite_many
+
+    def seeded(build):
+        def make():
+            torch.manual_seed(0)
+            return build().eval()
+        return make
+
+    files = tflite_many([(label, seeded(build), (1, 3, *resolution)) for label, build in todo],
+                        progress=lambda d, t, label: progress("convert", d, t, label))
+    paths = [(e2e_key(label, resolution), f) for (label, _), f in zip(todo, files)]
     if paths:
         def commit(key: str, lat: Latency | None, error: str) -> None:
             if lat is not None:
