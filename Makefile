@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(VENV)/bin/plaid arch show df1
-	$(VENV)/bin/plaid bench --target host --space pl1a --validate 10
+	$(VENV)/bin/plaid search
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

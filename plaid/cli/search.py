@@ -90,7 +90,7 @@ def cmd_search(args) -> int:
 
         def on_result(ev, state):
             trained["n"] += 1
-            bars("search", trained["n"], cfg.budget, f"{ev.key}  {ev.latency:.2f} ms  acc {ev.accuracy:.3f}")
+            bars("search", trained["n"], cfg.budget, f"{ev.latency:.2f} ms acc {ev.accuracy:.3f}")
 
         summary = execute(cfg, run, resume=bool(args.resume), progress=bars,
                           log=(lambda m: None) if quiet else (lambda m: c.print(m)), on_result=on_result)
