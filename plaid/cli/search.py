@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
                    help="digits (built in), cifar10:PATH or imagefolder:PATH (default digits)")
     p.add_argument("--budget", type=int, default=12, help="trainings (default 12)")
     p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
-    p.add_argument("--strategy", default="pop", help="pop, random or evolution (default pop)")
+    p.add_argument("--strategy", default="pop",
+                   help="pop, random-pruned, random or evolution (default pop)")
     p.add_argument("--train-cmd", metavar="CMD", help="your training command with {arch} and {out}")
     p.add_argument("--accuracy-table", metavar="FILE", help="CSV/JSON of arch -> accuracy (benchmarking)")
     p.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")

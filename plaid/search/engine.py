@@ -177,7 +177,8 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
             evaluated.append(ev)
             if on_result is not None:
                 on_result(ev, state)
-        state.prune()
+        if strat.prunes:
+            state.prune()
     else:
         if not state.open_mask.any():
             stop = "every candidate trained or pruned"

@@ -15,6 +15,7 @@ STRATEGIES: Registry[Callable[..., "Strategy"]] = Registry("strategy")
 
 class Strategy:
     name = ""
+    prunes = True  # whether the engine applies the POP pruning rule for this strategy
 
     def select(self, state, k: int, rng: random.Random) -> list[int]:
         raise NotImplementedError
@@ -29,9 +30,10 @@ def register_strategy(name: str):
     return deco
 
 
-@register_strategy("random")
-class RandomStrategy(Strategy):
-    """Uniform choice inside Ŝ \\ P (the paper's baseline)."""
+@register_strategy("random-pruned")
+class RandomPrunedStrategy(Strategy):
+    """Uniform choice inside Ŝ \\ P: POP with a random selection rule (DESIGN.md §4's
+    baseline for the selection rule)."""
 
     def select(self, state, k: int, rng: random.Random) -> list[int]:
         open_ = [int(i) for i in np.flatnonzero(state.open_mask)]
@@ -97,6 +99,13 @@ class PopStrategy(Strategy):
         return np.array([np.count_nonzero(state.order.down(i) & open_mask) for i in open_idx], dtype=float)
 
 
+@register_strategy("random")
+class RandomStrategy(RandomPrunedStrategy):
+    """Plain random search: uniform over the untrained candidates, no pruning."""
+
+    prunes = False
+
+
 def _argbest(*keys: np.ndarray) -> int:
     """Index maximising keys lexicographically (first key first); stable on ties."""
     order = np.lexsort(tuple(reversed(keys)))
@@ -135,8 +144,10 @@ def crowding(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:
 class EvolutionStrategy(Strategy):
     """NSGA-II style baseline inside the candidate pool: a random initial population, then
     binary tournaments on (non-dominated rank, crowding distance) among the trained nets;
-    the child of a parent is a random open candidate among its nearest neighbours in the
-    order embedding (a small mutation). Pruned candidates are never proposed."""
+    the child of a parent is a random untrained candidate among its nearest neighbours in
+    the order embedding (a small mutation). Like plain NSGA-II it does not prune."""
+
+    prunes = False
 
     def __init__(self, population: int = 8, neighbours: int = 5) -> None:
         self.population = population
