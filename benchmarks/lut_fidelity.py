@@ -12,13 +12,12 @@ Run it on an idle machine: anything else running perturbs the timings.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, write_report  # noqa: E402
 
 
 def main() -> int:
@@ -52,9 +51,7 @@ def main() -> int:
         f = val["fidelity"]
         print(f"{name}@{res[0]}x{res[1]}: MAPE {f['mape_pct']:.2f}%  within±10% {f['within_10pct']:.0%}  "
               f"tau {f['kendall_tau']:.3f}  (plain sum MAPE {val['fidelity_plain_sum']['mape_pct']:.2f}%)")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_report(args.output, out)
     return 0
 
 

@@ -5,14 +5,13 @@
 """
 
 import argparse
-import json
 import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, write_report  # noqa: E402
 
 
 def main() -> int:
@@ -50,9 +49,7 @@ def main() -> int:
               "latency_ms_range": [float(first.min()), float(first.max())]}
     print(f"{args.n} {args.space} archs: sampled in {t_sample:.2f} s, predicted in {t_cold:.2f} s "
           f"(cached {t_warm:.2f} s); {first.min():.2f}..{first.max():.2f} ms")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_report(args.output, report)
     return 0
 
 

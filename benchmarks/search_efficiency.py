@@ -16,14 +16,13 @@ Writes benchmarks/results/search_efficiency.json.
 
 import argparse
 import hashlib
-import json
 import math
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, write_report  # noqa: E402
 
 STAGES = (("stage1", (24, 48), (1, 4)), ("stage2", (48, 96), (1, 6)), ("stage3", (96, 192), (1, 4)))
 
@@ -96,10 +95,8 @@ def main() -> int:
         report["pop_over_random"] = s["pop"]["mean_to_99pct_hv"] / s["random"]["mean_to_99pct_hv"]
     if "pop" in s and "evolution" in s:
         report["pop_over_evolution"] = s["pop"]["mean_to_99pct_hv"] / s["evolution"]["mean_to_99pct_hv"]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.output, report)
     print(f"true front {len(true_front)} of {len(archs)}; order violations from noise: {violations}")
-    print(f"wrote {args.output}")
     return 0
 
 

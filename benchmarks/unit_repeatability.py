@@ -7,13 +7,12 @@ Writes benchmarks/results/unit_repeatability.json.
 """
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, write_report  # noqa: E402
 
 UNITS = ["df.basic-in:28x28x64-out:28x28x64-s1", "df.bottleneck-in:14x14x512-mid:128-out:14x14x512-s1",
          "pl1a.shuffle-in:24x40x96-out:24x40x96-s1", "head-in:7x7x512-out:1000"]
@@ -48,9 +47,7 @@ def main() -> int:
                                 "cv_within_run_max": max(lat.cv for lat in lats)}
         print(f"{key:55s} median {statistics.median(meds):8.4f} ms  CV across runs {across:6.2%}  "
               f"within-run CV max {max(lat.cv for lat in lats):6.2%}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_report(args.output, report)
     return 0
 
 

@@ -22,6 +22,16 @@ class Registry(Generic[T]):
 
         return deco
 
+    def named(self, name: str) -> Callable[[T], T]:
+        """Class decorator: sets ``cls.name = name`` and registers the class."""
+
+        def deco(cls: T) -> T:
+            cls.name = name  # type: ignore[attr-defined]
+            self.add(name, cls)
+            return cls
+
+        return deco
+
     def add(self, name: str, obj: T) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")

@@ -35,3 +35,20 @@ def run_plaid(*args: str, env: dict | None = None):
 def tflite_cache(tmp_path_factory):
     """A conversion cache shared by the tests of one session (conversions take seconds)."""
     return tmp_path_factory.mktemp("plaid-cache")
+
+
+def preset_env(tmp_path, cache, space: str, space_toml: str, host_edits: dict[str, str]) -> dict:
+    """Environment for a CLI run on a copy of configs/ with a tiny space preset and edited
+    host target, its own latency-table folder and the session's conversion cache."""
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "configs", configs)
+    (configs / "spaces" / f"{space}.toml").write_text(space_toml)
+    host_file = configs / "targets" / "host.toml"
+    host = host_file.read_text()
+    for old, new in host_edits.items():
+        assert old in host, old
+        host = host.replace(old, new)
+    host_file.write_text(host)
+    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(cache), "PLAID_LUT_DIR": str(tmp_path / "luts")}

@@ -3,7 +3,6 @@ a complete table from nothing, kill -9 in the middle and resume without re-measu
 refusal of a table measured with other settings, one-line errors for broken tables."""
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_plaid
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import preset_env, run_plaid
 
 TINY_DF = """
 description = "tiny test preset"
@@ -44,14 +41,8 @@ depth = [1, 1]
 
 @pytest.fixture
 def env(tmp_path, tflite_cache):
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", configs)
-    (configs / "spaces" / "df.toml").write_text(TINY_DF)
-    host = (configs / "targets" / "host.toml").read_text()
-    host = host.replace("min_seconds = 0.5", "min_seconds = 1.5").replace("df = [224, 224]", "df = [64, 64]")
-    (configs / "targets" / "host.toml").write_text(host)
-    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache),
-            "PLAID_LUT_DIR": str(tmp_path / "luts")}
+    return preset_env(tmp_path, tflite_cache, "df", TINY_DF,
+                      {"min_seconds = 0.5": "min_seconds = 1.5", "df = [224, 224]": "df = [64, 64]"})
 
 
 def rows(path: Path) -> dict[str, str]:

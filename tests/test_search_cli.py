@@ -2,14 +2,11 @@
 timed on this host), table/proxy/command evaluators, run folder, journal and resume."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import run_plaid
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import preset_env, run_plaid
 
 TINY_PL1A = """
 description = "tiny test preset"
@@ -32,14 +29,8 @@ units = [1, 1]
 
 @pytest.fixture
 def env(tmp_path, tflite_cache):
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", configs)
-    (configs / "spaces" / "pl1a.toml").write_text(TINY_PL1A)
-    host = (configs / "targets" / "host.toml").read_text()
-    host = host.replace("pl1a = [384, 640]", "pl1a = [64, 64]").replace("min_seconds = 0.5", "min_seconds = 0.1")
-    (configs / "targets" / "host.toml").write_text(host)
-    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache),
-            "PLAID_LUT_DIR": str(tmp_path / "luts")}
+    return preset_env(tmp_path, tflite_cache, "pl1a", TINY_PL1A,
+                      {"pl1a = [384, 640]": "pl1a = [64, 64]", "min_seconds = 0.5": "min_seconds = 0.1"})
 
 
 def all_archs():

@@ -107,6 +107,22 @@ class ChannelShuffle(nn.Module):
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+class StagedBackbone(nn.Module):
+    """A stem, then named stages; ``forward`` returns every stage's output (strides
+    8/16/32 for the DF and PL1A backbones). Subclasses set ``stem``, ``stage_names``,
+    ``stage_channels`` and ``out_channels`` and add the stages as submodules."""
+
+    stage_names: list[str]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        feats = []
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            feats.append(x)
+        return feats
+
+
 class ClassifierHead(nn.Module):
     """Global average pool + FC."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plaid.models.layers import CAFFE_BN_EPS, Classifier, ConvBN
+from plaid.models.layers import CAFFE_BN_EPS, Classifier, ConvBN, StagedBackbone
 
 
 class BasicBlock(nn.Module):
@@ -59,7 +59,7 @@ def make_stage(kind: str, cin: int, blocks, stride: int, caffe_projections: bool
     return nn.Sequential(*layers), cin
 
 
-class ResidualBackbone(nn.Module):
+class ResidualBackbone(StagedBackbone):
     """A stem followed by named stages; returns the output of every stage."""
 
     def __init__(self, stem: nn.Module, stages: list[tuple[str, nn.Module]], out_channels: int,
@@ -71,14 +71,6 @@ class ResidualBackbone(nn.Module):
             self.add_module(name, mod)
         self.out_channels = out_channels
         self.stage_channels = stage_channels
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        feats = []
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            feats.append(x)
-        return feats
 
 
 def df_backbone(arch, stem=(32, 64)) -> ResidualBackbone:

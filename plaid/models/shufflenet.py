@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plaid.models.layers import Classifier, ChannelShuffle, ConvBN
+from plaid.models.layers import ChannelShuffle, Classifier, ConvBN, StagedBackbone
 
 
 class ShuffleUnit(nn.Module):
@@ -41,7 +41,7 @@ class ShuffleUnit(nn.Module):
         return self.shuffle(out)
 
 
-class PL1ABackbone(nn.Module):
+class PL1ABackbone(StagedBackbone):
     def __init__(self, arch, stem=(8, 24)) -> None:
         super().__init__()
         c1, c2 = stem
@@ -61,14 +61,6 @@ class PL1ABackbone(nn.Module):
             self.stage_channels.append(width)
             cin = width
         self.out_channels = cin
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        feats = []
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            feats.append(x)
-        return feats
 
 
 def pl1a_backbone(arch, stem=(8, 24)) -> PL1ABackbone:

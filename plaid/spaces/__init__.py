@@ -14,13 +14,7 @@ SPACES: Registry[Callable[..., Space]] = Registry("space")
 
 def register_space(name: str):
     """Class decorator: ``@register_space("df")`` makes ``get_space("df")`` build it."""
-
-    def deco(cls):
-        cls.name = name
-        SPACES.add(name, cls)
-        return cls
-
-    return deco
+    return SPACES.named(name)
 
 
 def _load_builtin() -> None:

@@ -18,6 +18,17 @@ class Space(ABC):
     task: str = "classification"  # or "segmentation"
     resolution: tuple[int, int] = (224, 224)  # default input (H, W), from the preset
 
+    def _load_preset(self, preset: str) -> tuple[dict[str, Any], str]:
+        """Read ``configs/spaces/<preset>.toml``; sets preset, description, resolution."""
+        from plaid.config import load_toml, require
+
+        cfg = load_toml("spaces", preset)
+        where = f"configs/spaces/{preset}.toml"
+        self.preset = preset
+        self.description = cfg.get("description", "")
+        self.resolution = tuple(require(cfg, "resolution", list, where))
+        return cfg, where
+
     # ---- string and JSON forms -------------------------------------------------
     @abstractmethod
     def encode(self, arch: Any) -> str:

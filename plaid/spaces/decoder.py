@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from plaid.config import load_toml, require
+from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import get_space, register_space
 from plaid.spaces.base import Space, expect
@@ -43,11 +43,7 @@ class DecoderSpace(Space):
 
     def __init__(self, backbone: str | None = None, preset: str | None = None) -> None:
         preset = preset or self.name
-        cfg = load_toml("spaces", preset)
-        where = f"configs/spaces/{preset}.toml"
-        self.preset = preset
-        self.description = cfg.get("description", "")
-        self.resolution = tuple(require(cfg, "resolution", list, where))
+        cfg, where = self._load_preset(preset)
         self.backbone_space = get_space(require(cfg, "backbone_space", str, where))
         default = require(cfg, "backbone", str, where)
         text = backbone if backbone is not None else default

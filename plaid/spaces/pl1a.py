@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from plaid.config import load_toml, require
+from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import register_space
 from plaid.spaces.base import Space, expect
@@ -33,11 +33,7 @@ class PL1ASpace(Space):
     task = "classification"
 
     def __init__(self, preset: str = "pl1a") -> None:
-        cfg = load_toml("spaces", preset)
-        where = f"configs/spaces/{preset}.toml"
-        self.preset = preset
-        self.description = cfg.get("description", "")
-        self.resolution = tuple(require(cfg, "resolution", list, where))
+        cfg, where = self._load_preset(preset)
         self.stem = tuple(require(cfg, "stem", list, where))
         self.rules = tuple(
             (

@@ -37,13 +37,7 @@ EVALUATORS: Registry[type["Evaluator"]] = Registry("evaluator")
 
 def register_evaluator(name: str):
     """Class decorator: ``@register_evaluator("proxy")`` makes ``make_evaluator("proxy", ...)`` build it."""
-
-    def deco(cls):
-        cls.name = name
-        EVALUATORS.add(name, cls)
-        return cls
-
-    return deco
+    return EVALUATORS.named(name)
 
 
 def make_evaluator(kind: str, space, **kw: Any) -> "Evaluator":
