@@ -21,6 +21,12 @@ Every trained candidate is committed to the run's journal the moment it finishes
 """
 
 
+# defaults of the options that a resumed run takes from its config.json
+_DEFAULTS = {"target": "host", "space": "", "dataset": "digits", "window": None, "strategy": "pop",
+             "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
+             "device": "cpu", "seed": 0, "pool": 2000, "table": ""}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("search", help="find the speed/accuracy front on a target (POP)",
                        description="Search a space for the best speed/accuracy trade-off on a target with "
@@ -28,23 +34,23 @@ def add_parser(sub) -> None:
                                    "first if needed); accuracy from the built-in proxy trainer, your command, "
                                    "or a table.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", default="host", help="target preset (default host)")
-    p.add_argument("--space", default="", help="space (default: the target's)")
-    p.add_argument("--dataset", default="digits",
+    p.add_argument("--target", default=_DEFAULTS["target"], help="target preset (default host)")
+    p.add_argument("--space", default=_DEFAULTS["space"], help="space (default: the target's)")
+    p.add_argument("--dataset", default=_DEFAULTS["dataset"],
                    help="digits (built in), cifar10:PATH or imagefolder:PATH (default digits)")
     p.add_argument("--budget", type=int, default=12, help="trainings (default 12)")
     p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
-    p.add_argument("--strategy", default="pop",
+    p.add_argument("--strategy", default=_DEFAULTS["strategy"],
                    help="pop, random-pruned, random or evolution (default pop)")
     p.add_argument("--train-cmd", metavar="CMD", help="your training command with {arch} and {out}")
     p.add_argument("--accuracy-table", metavar="FILE", help="CSV/JSON of arch -> accuracy (benchmarking)")
-    p.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
-    p.add_argument("--proxy-resolution", type=int, default=32, help="proxy training input size (default 32)")
+    p.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"], help="proxy training epochs (default 3)")
+    p.add_argument("--proxy-resolution", type=int, default=_DEFAULTS["proxy_resolution"], help="proxy training input size (default 32)")
     p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
-    p.add_argument("--device", default="cpu", help="cpu or cuda for the proxy trainer")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pool", type=int, default=2000, help="candidates sampled when a space is too large to enumerate")
-    p.add_argument("--table", default="", help="latency table file (default: the target's)")
+    p.add_argument("--device", default=_DEFAULTS["device"], help="cpu or cuda for the proxy trainer")
+    p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
+    p.add_argument("--pool", type=int, default=_DEFAULTS["pool"], help="candidates sampled when a space is too large to enumerate")
+    p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -79,6 +85,12 @@ def cmd_search(args) -> int:
     from plaid.search.run import execute, load_run, new_run_dir
 
     if args.resume:
+        changed = [f"--{k.replace('_', '-')}" for k, v in _DEFAULTS.items() if getattr(args, k) != v]
+        if changed:
+            from plaid.errors import UsageError
+
+            raise UsageError(f"--resume continues a run with its own options; only --budget may change "
+                             f"(got {', '.join(changed)})")
         cfg = dataclasses.replace(load_run(args.resume), budget=args.budget)
         run = args.resume
     else:
