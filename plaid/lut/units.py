@@ -66,12 +66,16 @@ class Unit:
         return build_unit(self)
 
 
-def _df_units(space, arch, resolution) -> list[Unit]:
+def _stem(space, resolution) -> tuple[Unit, int, int, int]:
+    """The stem unit of ``space`` at ``resolution``, and the (h, w, channels) after it."""
     h, w = resolution
     c1, c2 = space.stem
-    units = [Unit("df", "stem", h, w, 3, c2, mid=c1)]
-    h, w = down(down(h, 2), 2), down(down(w, 2), 2)
-    cin = c2
+    return Unit(space.name, "stem", h, w, 3, c2, mid=c1), down(down(h, 2), 2), down(down(w, 2), 2), c2
+
+
+def _df_units(space, arch, resolution) -> list[Unit]:
+    stem, h, w, cin = _stem(space, resolution)
+    units = [stem]
     for stage in arch.stages:
         prev = None
         for i, blk in enumerate(stage.blocks):
@@ -86,11 +90,8 @@ def _df_units(space, arch, resolution) -> list[Unit]:
 
 
 def _pl1a_units(space, arch, resolution) -> list[Unit]:
-    h, w = resolution
-    c1, c2 = space.stem
-    units = [Unit("pl1a", "stem", h, w, 3, c2, mid=c1)]
-    h, w = down(down(h, 2), 2), down(down(w, 2), 2)
-    cin = c2
+    stem, h, w, cin = _stem(space, resolution)
+    units = [stem]
     for width, n in arch.stages:
         for i in range(n):
             s = 2 if i == 0 else 1
@@ -120,10 +121,8 @@ def arch_units(space, arch, resolution: tuple[int, int]) -> list[Unit]:
 def space_units(space, resolution: tuple[int, int]) -> list[Unit]:
     """Every distinct unit that some member of ``space`` contains at ``resolution``."""
     check_space(space)
-    h, w = resolution
-    c1, c2 = space.stem
-    found: set[Unit] = {Unit(space.name, "stem", h, w, 3, c2, mid=c1)}
-    h, w = down(down(h, 2), 2), down(down(w, 2), 2)
+    stem, h, w, c2 = _stem(space, resolution)
+    found: set[Unit] = {stem}
     ins = {c2}
     if space.name == "df":
         for rule in space.rules:
