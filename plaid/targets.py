@@ -18,6 +18,7 @@ class Target:
     space: str  # default space
     resolutions: dict[str, tuple[int, int]]
     protocol: dict[str, Any] = field(default_factory=dict)
+    export_formats: tuple[str, ...] = ()  # `plaid export` defaults
 
     def resolution(self, space: str) -> tuple[int, int]:
         if space not in self.resolutions:
@@ -55,4 +56,5 @@ def load_target(name: str) -> Target:
         space=require(cfg, "space", str, where),
         resolutions={k: (int(v[0]), int(v[1])) for k, v in res.items()},
         protocol=proto,
+        export_formats=tuple(cfg.get("export", {}).get("formats", ())),
     )
