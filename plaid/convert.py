@@ -77,30 +77,44 @@ def export_onnx(module, input_shape: tuple[int, ...], path: Path) -> Path:
     return path
 
 
-def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> Path:
-    """Convert with onnx2tf in a private temp folder; keeps only the fp32 .tflite."""
+def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None) -> Path:
+    """onnx2tf on a copy of ``onnx_path`` inside ``work_dir``; returns its output folder.
+    ``calib``: NHWC float32 samples, already normalised, for int8 calibration."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
-        work_dir = Path(work)
-        model = work_dir / "model.onnx"
-        shutil.copyfile(onnx_path, model)  # onnx2tf rewrites its input in place
-        np.save(work_dir / CALIBRATION_FILE, np.zeros((20, 128, 128, 3), dtype=np.float32))
-        cwd = os.getcwd()
-        try:
-            os.chdir(work_dir)
-            with _quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
-                import onnx2tf
+    model = work_dir / "model.onnx"
+    shutil.copyfile(onnx_path, model)  # onnx2tf rewrites its input in place
+    np.save(work_dir / CALIBRATION_FILE, np.zeros((20, 128, 128, 3), dtype=np.float32))
+    extra = {}
+    if calib is not None:
+        np.save(work_dir / "calib.npy", np.ascontiguousarray(calib, dtype=np.float32))
+        channels = calib.shape[-1]
+        extra = dict(output_integer_quantized_tflite=True, quant_type="per-channel",
+                     input_quant_dtype="int8", output_quant_dtype="int8",
+                     custom_input_op_name_np_data_path=[[
+                         "input", str(work_dir / "calib.npy"),
+                         np.zeros((1, 1, 1, channels), np.float32), np.ones((1, 1, 1, channels), np.float32)]])
+    cwd = os.getcwd()
+    try:
+        os.chdir(work_dir)
+        with _quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
+            import onnx2tf
 
-                onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),
-                                non_verbose=True)
-        except Exception as exc:  # noqa: BLE001
-            raise PlaidError(f"onnx2tf failed on {onnx_path.name}: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
-        finally:
-            os.chdir(cwd)
-        produced = work_dir / "out" / "model_float32.tflite"
+            onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),
+                            non_verbose=True, **extra)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - onnx2tf sys.exit()s on some errors
+        raise PlaidError(f"onnx2tf failed on {onnx_path.name}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+    finally:
+        os.chdir(cwd)
+    return work_dir / "out"
+
+
+def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> Path:
+    """Convert with onnx2tf in a private temp folder; keeps only the fp32 .tflite."""
+    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
+        produced = _run_onnx2tf(onnx_path, Path(work), log) / "model_float32.tflite"
         if not produced.is_file():
             raise PlaidError(f"onnx2tf produced no fp32 model for {onnx_path.name}")
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +122,26 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> 
         shutil.copyfile(produced, tmp)
         os.replace(tmp, out_path)
     return out_path
+
+
+TFLITE_VARIANTS = {"float32": "model_float32.tflite", "float16": "model_float16.tflite",
+                   "int8": "model_full_integer_quant.tflite"}
+
+
+def onnx2tf_variants(onnx_path: Path, out_dir: Path, calib=None, log: Path | None = None) -> dict[str, Path]:
+    """fp32 and fp16 TFLite files, plus full-integer int8 (int8 input and output) when
+    ``calib`` (NHWC, normalised) is given, copied into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
+        produced = _run_onnx2tf(onnx_path, Path(work), log or out_dir / "onnx2tf.log", calib)
+        found = {}
+        for variant, name in TFLITE_VARIANTS.items():
+            if variant == "int8" and calib is None:
+                continue
+            if not (produced / name).is_file():
+                raise PlaidError(f"onnx2tf produced no {variant} model for {onnx_path.name}")
+            found[variant] = Path(shutil.copyfile(produced / name, out_dir / name))
+    return found
 
 
 def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[Path, Path]:
@@ -191,9 +225,37 @@ def tflite_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
     return [out for _, _, out in targets]
 
 
+def _ops(path: Path) -> list[dict]:
+    """The model's ops as written in the file (no delegate applied)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(path),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return interp._get_ops_details()  # noqa: SLF001 - the only way to list ops
+
+
 def tflite_op_names(path: Path) -> list[str]:
     """Builtin op names in a .tflite file (to check e.g. that no Transpose wraps convs)."""
-    from ai_edge_litert.interpreter import Interpreter
+    return [d["op_name"] for d in _ops(path)]
 
-    interp = Interpreter(model_path=str(path))
-    return [d["op_name"] for d in interp._get_ops_details()]  # noqa: SLF001 - only way to list ops
+
+CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+
+
+def transposes_near_convs(path: Path) -> list[str]:
+    """Transpose ops that feed a convolution or take a convolution's output, as
+    ``"TRANSPOSE#i -> CONV_2D#j"`` strings (empty: none, as a good conversion has)."""
+    ops = _ops(path)
+    producer = {t: op for op in ops for t in op["outputs"]}
+    found = []
+    for op in ops:
+        if op["op_name"] not in CONV_OPS:
+            continue
+        for t in op["inputs"]:
+            src = producer.get(t)
+            if src is not None and src["op_name"] == "TRANSPOSE":
+                found.append(f"TRANSPOSE#{src['index']} -> {op['op_name']}#{op['index']}")
+        for other in ops:
+            if other["op_name"] == "TRANSPOSE" and set(other["inputs"]) & set(op["outputs"]):
+                found.append(f"{op['op_name']}#{op['index']} -> TRANSPOSE#{other['index']}")
+    return found

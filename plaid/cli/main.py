@@ -22,6 +22,7 @@ examples:
   plaid bench --target host --space df    measure them (resumes if interrupted)
   plaid lut show                          what the table holds
   plaid search                            POP search on the host (pl1a, digits)
+  plaid export df1 -o out/df1             TFLite bundle with parity checks
 
 set PLAID_DEBUG=1 to see tracebacks.
 """
@@ -35,7 +36,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from plaid.cli import arch, bench, lut, search
+    from plaid.cli import arch, bench, export, lut, search
 
     parser = Parser(
         prog="plaid",
@@ -49,6 +50,7 @@ def build_parser() -> Parser:
     bench.add_parser(sub)
     lut.add_parser(sub)
     search.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,124 @@
+"""`plaid export`: deployment bundles with parity checks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plaid.cli.render import console, print_json
+
+EPILOG = """\
+examples:
+  plaid export --list                                    formats and their parity limits
+  plaid export df1 -o out/df1                            host default: TFLite fp32
+  plaid export df1 --target sd845 --calib digits -o out/df1-sd845
+  plaid export 'pl1a:48x4-96x8-192x4' --checkpoint runs/RUN/checkpoints/ab12.pt \\
+      --format tflite-int8 --calib digits --resolution 32x32 -o out/best
+  plaid export df1 --target tx2 -o out/df1-tx2           ONNX + build_engine.py for the Jetson
+
+Weights: --checkpoint takes a state_dict saved with torch.save (read with
+weights_only=True) or a .safetensors file; without it the weights are random (latency only).
+int8 needs --calib (digits, cifar10:PATH or imagefolder:PATH): calibration from its train
+split, parity on its val split. OUT is written whole or not at all; a failed parity check
+exits 1 and leaves only OUT/parity-report.json.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a network for a target, with parity checks",
+                       description="Export a zoo network or arch string to deployment formats, check each "
+                                   "against PyTorch in its real runtime, and write a bundle with manifest.json.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="?", help="zoo name (plaid arch list) or arch string")
+    p.add_argument("-o", "--out", type=Path, help="bundle folder to write")
+    p.add_argument("--target", default="host", help="target preset: host, sd845, tx2 (default host)")
+    p.add_argument("--format", action="append", dest="formats", metavar="FORMAT",
+                   help="format (repeat or comma-separate); default: the target's formats")
+    p.add_argument("--checkpoint", type=Path, help="trained weights (state_dict .pt or .safetensors)")
+    p.add_argument("--resolution", help="input HxW (default: the network's)")
+    p.add_argument("--calib", metavar="DATASET", help="digits, cifar10:PATH or imagefolder:PATH")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: from the checkpoint)")
+    p.add_argument("--calib-samples", type=int, default=200, help="int8 calibration images (default 200)")
+    p.add_argument("--parity-samples", type=int, default=256, help="held-out images for parity (default 256)")
+    p.add_argument("--no-measure", action="store_true", help="skip timing the exported models on the host")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--list", action="store_true", help="list the formats and exit")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_export)
+
+
+def _formats(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(f.strip() for v in values or () for f in v.split(",") if f.strip())
+
+
+def cmd_export(args) -> int:
+    from plaid.errors import UsageError
+
+    if args.list:
+        return _list(args.json)
+    if not args.model or args.out is None:
+        raise UsageError("give a network and -o OUT, e.g. 'plaid export df1 -o out/df1' (see 'plaid export --help')")
+    from plaid.archinfo import parse_resolution
+    from plaid.export.pipeline import ExportRequest, failure_summary, run_export
+
+    req = ExportRequest(
+        model=args.model, out=args.out, target=args.target, formats=_formats(args.formats),
+        checkpoint=args.checkpoint, resolution=parse_resolution(args.resolution) if args.resolution else None,
+        calib=args.calib, num_classes=args.num_classes, calib_samples=args.calib_samples,
+        parity_samples=args.parity_samples, measure=not args.no_measure, force=args.force)
+
+    def log(msg: str) -> None:
+        print(f"plaid: {msg}", file=sys.stderr, flush=True)
+
+    result = run_export(req, log=log)
+    for name in result.skipped:
+        log(f"{name} skipped: it needs --calib DATASET for representative calibration data")
+    if args.json:
+        print_json(result.manifest)
+    else:
+        _summary(result)
+    if not result.passed:
+        print(f"plaid: error: parity check failed ({failure_summary(result.manifest)}); "
+              f"report in {result.out / 'parity-report.json'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _summary(result) -> None:
+    from rich.table import Table
+
+    m = result.manifest
+    table = Table(title=f"{m['model']['name']} -> {result.out}/ (target {m['target']})")
+    for col in ("format", "files", "max abs err", "agreement", "latency"):
+        table.add_column(col)
+    for art in m["artifacts"]:
+        p = art.get("parity") or {}
+        agree = p.get("top1_agreement", p.get("pixel_agreement"))
+        lat = art.get("latency")
+        table.add_row(art["format"], ", ".join(f for f in art["files"] if not f.endswith(".npy")),
+                      f"{p['max_abs_error']:.2e}" if p else "-",
+                      f"{agree:.2%}" if agree is not None else "-",
+                      f"{lat['median_ms']:.2f} ms" if lat else "-")
+    console().print(table)
+    for art in m["artifacts"]:
+        for note in art.get("notes", []):
+            print(f"note: {note}")
+
+
+def _list(as_json: bool) -> int:
+    from plaid.export.formats import format_table
+
+    rows = format_table()
+    if as_json:
+        print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table(title="export formats")
+    for col in ("format", "runtime", "calibration", "summary"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["format"], r["runtime"], "--calib" if r["needs_calibration"] else "", r["summary"])
+    console().print(table)
+    return 0

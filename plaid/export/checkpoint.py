@@ -1,0 +1,115 @@
+"""Trained weights for an export: a ``state_dict`` saved with ``torch.save`` (read with
+``torch.load(weights_only=True)``, so no pickled code ever runs) or a ``.safetensors`` file.
+The weights are checked against the architecture before anything is converted: a missing
+or extra tensor or a shape mismatch is one clear error, not a half-initialised model."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plaid.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    format: str  # torch | safetensors
+    sha256: str
+    state: dict[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        return {"file": self.path.name, "format": self.format, "sha256": self.sha256, "tensors": len(self.state)}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a state_dict from ``path`` (torch or safetensors, told apart by content)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {str(path)!r} does not exist or is not a file")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UsageError(f"checkpoint {path.name}: not a readable safetensors file ({_first_line(exc)})") from exc
+        fmt = "safetensors"
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise UsageError(f"checkpoint {path.name}: not a state_dict that loads with weights_only=True "
+                             f"({_first_line(exc)})") from exc
+        fmt = "torch"
+    state = _unwrap(state, path)
+    return Checkpoint(path, fmt, sha256_file(path), state)
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    # 8-byte little-endian header length, then a JSON object
+    return len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
+
+
+def _unwrap(state: Any, path: Path) -> dict[str, Any]:
+    """Accept a bare state_dict or the common ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers."""
+    import torch
+
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            inner = state.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                state = inner
+                break
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"checkpoint {path.name}: expected a state_dict (names -> tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def num_classes_hint(state: dict[str, Any]) -> int | None:
+    """The class count of a classifier/segmenter checkpoint: rows of its last weight."""
+    last = None
+    for name, tensor in state.items():
+        if name.endswith(".weight") and getattr(tensor, "ndim", 0) in (2, 4):
+            last = tensor
+    return int(last.shape[0]) if last is not None else None
+
+
+def apply_checkpoint(model, ckpt: Checkpoint, label: str) -> None:
+    """Load ``ckpt`` into ``model`` strictly; mismatches become one line naming the first few."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in ckpt.state]
+    extra = [k for k in ckpt.state if k not in expected]
+    shapes = [f"{k} {tuple(ckpt.state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+              if k in ckpt.state and tuple(ckpt.state[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:2])})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:2])})")
+    if shapes:
+        problems.append(f"{len(shapes)} with other shapes (e.g. {shapes[0]})")
+    if problems:
+        raise UsageError(f"checkpoint {ckpt.path.name} does not fit {label}: " + "; ".join(problems)
+                         + " (wrong architecture, or --num-classes?)")
+    model.load_state_dict(ckpt.state, strict=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,183 @@
+"""`plaid export`: model + weights -> formats -> parity -> latency -> bundle.
+
+Every input is checked before the slow work starts (format names, calibration data for
+int8, the checkpoint against the architecture, OUT writable), and the bundle is staged and
+renamed into place, so a bad input or an interrupted export leaves nothing behind. A format
+whose parity check fails makes the export fail; OUT then holds only ``parity-report.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from plaid.errors import PlaidError, UsageError
+from plaid.export import bundle
+from plaid.export.formats import EXPORTERS, ExportContext, load_formats, scratch
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: str  # zoo name or arch string
+    out: Path
+    target: str = "host"
+    formats: tuple[str, ...] = ()  # empty: the target's defaults
+    checkpoint: Path | None = None
+    resolution: tuple[int, int] | None = None
+    calib: str | None = None
+    num_classes: int | None = None
+    calib_samples: int = 200
+    parity_samples: int = 256
+    measure: bool = True
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: dict[str, Any]
+    passed: bool
+    skipped: list[str] = field(default_factory=list)
+
+
+def choose_formats(req: ExportRequest, target) -> tuple[list[str], list[str]]:
+    """(formats to make, defaulted formats skipped for want of --calib)."""
+    load_formats()
+    asked = list(dict.fromkeys(req.formats)) or list(target.export_formats)
+    if not asked:
+        raise UsageError(f"target {target.name!r} names no default export formats; pass --format")
+    for name in asked:
+        EXPORTERS.get(name)  # unknown -> one line listing the known ones
+    needy = [f for f in asked if EXPORTERS.get(f).needs_calibration]
+    if needy and not req.calib:
+        if req.formats:
+            raise UsageError(f"{needy[0]} needs representative calibration data: pass --calib digits, "
+                             "--calib cifar10:PATH or --calib imagefolder:PATH (random noise is never used)")
+        return [f for f in asked if f not in needy], needy
+    return asked, []
+
+
+def _build_model(req: ExportRequest, resolved, log: Log):
+    from plaid.export.checkpoint import apply_checkpoint, load_checkpoint, num_classes_hint
+
+    ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
+    num_classes = req.num_classes or (num_classes_hint(ckpt.state) if ckpt else None)
+    opts = {"num_classes": num_classes} if num_classes else {}
+    try:
+        model = resolved.build(**opts).eval()
+    except TypeError as exc:
+        raise UsageError(f"cannot build {resolved.label}: {exc}") from None
+    if ckpt is not None:
+        apply_checkpoint(model, ckpt, resolved.label)
+        log(f"loaded {ckpt.path.name} ({ckpt.format}, {len(ckpt.state)} tensors)")
+    else:
+        log("no --checkpoint: random weights (fine for latency, meaningless for accuracy)")
+    return model, ckpt
+
+
+def _output_classes(model, hw: tuple[int, int]) -> int:
+    import torch
+
+    with torch.no_grad():
+        return int(model(torch.zeros(1, 3, *hw)).shape[1])
+
+
+def _latency(art, ctx: ExportContext, target) -> dict[str, Any] | None:
+    """Median latency of a TFLite artifact on the host target (the only one reachable here)."""
+    if target.transport != "local" or art.format.startswith(("onnx", "tensorrt")):
+        return None
+    from device_bench.runner import measure_model
+    from device_bench.schema import validate_settings
+    from plaid.lut.bench import device_settings
+
+    settings = validate_settings({**device_settings(target), "min_seconds": 1.0, "max_seconds": 10.0, "cpus": None})
+    figures = measure_model(str(ctx.stage / art.files[0]), settings)
+    return {"median_ms": figures["median_ms"], "p90_ms": figures["p90_ms"], "runs": figures["runs"],
+            "threads": settings["threads"], "where": f"{target.name}, {settings['threads']} thread(s)"}
+
+
+def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
+    from plaid import __version__
+    from plaid.convert import tool_versions
+    from plaid.export.checkpoint import sha256_file
+    from plaid.export.data import export_data
+    from plaid.export.parity import check, torch_outputs
+    from plaid.targets import load_target
+    from plaid.zoo import resolve
+
+    target = load_target(req.target)
+    formats, skipped = choose_formats(req, target)
+    resolved = resolve(req.model)
+    hw = tuple(req.resolution or resolved.resolution)
+    model, ckpt = _build_model(req, resolved, log)
+    stage = bundle.prepare(req.out, req.force)
+    try:
+        with scratch() as work:
+            data = export_data(req.calib, hw, req.calib_samples, req.parity_samples)
+            if data.info.get("num_classes") and resolved.task == "classification" and ckpt is not None \
+                    and _output_classes(model, hw) != data.info["num_classes"]:
+                raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
+                                 f"{_output_classes(model, hw)}")
+            threads = int(target.protocol.get("threads", 1))
+            reference = torch_outputs(model, data.parity)
+            ctx = ExportContext(model, resolved.label, resolved.task, hw, data, formats, stage, Path(work),
+                                reference=reference, threads=threads, log=log)
+            artifacts, passed = [], True
+            for name in formats:
+                exporter = EXPORTERS.get(name)()
+                t0 = time.perf_counter()
+                art = exporter.export(ctx)
+                log(f"{name}: wrote {', '.join(art.files)} ({time.perf_counter() - t0:.1f} s); checking parity")
+                run = exporter.runner(art, ctx)
+                figures = check(run, data.parity, reference, resolved.task, exporter.thresholds) if run else None
+                passed &= bool(figures is None or figures["passed"])
+                latency = _latency(art, ctx, target) if req.measure and (figures is None or figures["passed"]) \
+                    else None
+                artifacts.append({
+                    "format": name, "runtime": exporter.runtime,
+                    "files": art.files, "input": art.input, "output": art.output,
+                    "parity": figures, "latency": latency, "notes": art.notes, **art.extra,
+                })
+            manifest = {
+                "schema": bundle.MANIFEST_SCHEMA,
+                "plaid_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "status": "ok" if passed else "failed-parity",
+                "target": target.name,
+                "model": {"name": resolved.label, "arch": resolved.arch_string, "task": resolved.task,
+                          "num_classes": _output_classes(model, hw),
+                          "checkpoint": ckpt.describe() if ckpt else None},
+                "input": {"name": "input", "height": hw[0], "width": hw[1], "channels": 3,
+                          **data.describe()},
+                "artifacts": artifacts,
+                "skipped_formats": {f: "needs --calib" for f in skipped},
+                "tools": tool_versions(),
+                "files": {},
+            }
+            for path in sorted(p for p in stage.iterdir() if p.is_file()):
+                manifest["files"][path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            if not passed:
+                for path in list(stage.iterdir()):
+                    path.unlink()
+                (stage / "parity-report.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            else:
+                (stage / "README.md").write_text(bundle.readme(manifest))
+                (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        bundle.publish(stage, req.out)
+    except BaseException:
+        bundle.discard(stage)
+        raise
+    return ExportResult(req.out, manifest, passed, skipped)
+
+
+def failure_summary(manifest: dict[str, Any]) -> str:
+    bad = [(a["format"], a["parity"]["failures"]) for a in manifest["artifacts"]
+           if a.get("parity") and not a["parity"]["passed"]]
+    return "; ".join(f"{fmt}: {', '.join(f)}" for fmt, f in bad)
+
+
+__all__ = ["ExportRequest", "ExportResult", "run_export", "choose_formats", "failure_summary", "PlaidError"]
