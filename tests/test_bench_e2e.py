@@ -138,8 +138,8 @@ def test_foreign_sqlite_gives_one_line(tmp_path):
 def test_missing_table_and_remote_targets_are_usage_errors(tmp_path):
     out = run_plaid("lut", "show", "--table", str(tmp_path / "nope.sqlite"))
     assert out.returncode == 2 and "no latency table" in out.stderr
-    out = run_plaid("bench", "--target", "sd845", "--dry-run")
-    assert out.returncode == 2 and "adb" in out.stderr
+    out = run_plaid("bench", "--target", "sd845")  # a phone target needs a phone (--dry-run does not)
+    assert out.returncode == 2 and "--adb-serial" in out.stderr and "plaid devices" in out.stderr
     out = run_plaid("bench", "--target", "nope")
     assert out.returncode == 2 and "unknown target" in out.stderr
     out = run_plaid("bench", "--space", "dfseg", "--dry-run")

@@ -14,9 +14,16 @@ examples:
   plaid bench --space pl1a --validate 30         + measure 30 sampled nets end to end, report the error
   plaid bench --baselines                        DF1, DF2, ResNet-18/50 end to end on this target
   plaid bench --table my.sqlite --threads 2      a table of your own with 2 interpreter threads
+  plaid bench --target sd845 --dry-run           units of the phone table (no phone needed)
+  plaid bench --target sd845 --adb-serial 8ABX0Y1Z --benchmark-binary ./benchmark_model
+                                                 measure on a USB phone with TFLite's benchmark_model
+  plaid bench --target sd845 --adb-serial 192.168.1.20:5555
+                                                 over the network, benchmark_model already in /data/local/tmp
+  plaid bench --target sd845 --adb-serial 8ABX0Y1Z --adb-transport cli --runner apk --apk plaid-bench.apk
+                                                 through the adb executable, timed by the plaid app
 
-An interrupted build (Ctrl-C, kill -9) resumes where it stopped: every unit is committed
-to the table as soon as it is measured.
+An interrupted build (Ctrl-C, kill -9, a phone unplugged) resumes where it stopped: every
+unit is committed to the table as soon as it is measured. `plaid devices` lists phones.
 """
 
 
@@ -39,13 +46,23 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for sampled nets (default 0)")
     p.add_argument("--plot", type=Path, help="scatter PNG for --validate (default: next to the table)")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    adb = p.add_argument_group("phones over ADB (targets with transport adb, e.g. sd845)")
+    adb.add_argument("--adb-serial", metavar="SERIAL|HOST:PORT", help="the phone: USB serial or network address")
+    adb.add_argument("--adb-transport", choices=["python", "cli"],
+                     help="python: adb-shell, no adb server needed (default); cli: the adb executable")
+    adb.add_argument("--runner", choices=["benchmark_model", "apk"],
+                     help="benchmark_model: TFLite's native tool (default); apk: the plaid benchmark app")
+    adb.add_argument("--benchmark-binary", type=Path, metavar="PATH",
+                     help="benchmark_model built for the phone, pushed once per run "
+                          "(default: /data/local/tmp/benchmark_model on the phone)")
+    adb.add_argument("--apk", type=Path, metavar="PATH", help="the plaid benchmark app for --runner apk")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     from plaid.archinfo import parse_resolution
     from plaid.errors import UsageError
-    from plaid.lut.units import check_space, space_units, unit_counts
+    from plaid.lut.units import check_space, space_units
     from plaid.spaces import get_space
     from plaid.targets import load_target
 
@@ -60,11 +77,42 @@ def cmd_bench(args) -> int:
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
     units = space_units(space, res)
     report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}
+    options = _session_options(args, target)
+    if args.dry_run and target.transport == "adb" and not args.adb_serial:
+        return _dry_run(args, target, space, res, units, report, known=False)
 
-    if args.dry_run:
-        return _dry_run(args, target, space, res, units, report)
+    from plaid.lut.transport import open_session
 
+    with open_session(target, options) as session:
+        report.update(session.describe())
+        if args.dry_run:
+            return _dry_run(args, target, space, res, units, report)
+        return _build(args, target, space, res, units, report)
+
+
+def _session_options(args, target) -> dict:
+    """Connection options for the target's transport; ADB flags on a local target are a mistake."""
+    from plaid.errors import UsageError
+
+    given = [f"--{k.replace('_', '-')}" for k in ("adb_serial", "adb_transport", "runner", "benchmark_binary", "apk")
+             if getattr(args, k) is not None]
+    if target.transport != "adb":
+        if given:
+            raise UsageError(f"{', '.join(given)} only make sense for targets measured over ADB (e.g. --target sd845); "
+                             f"target {target.name!r} is measured over {target.transport}")
+        return {}
+    if args.apk is not None and args.runner not in (None, "apk"):
+        raise UsageError("--apk goes with --runner apk")
+    if args.benchmark_binary is not None and args.runner == "apk":
+        raise UsageError("--benchmark-binary goes with --runner benchmark_model")
+    runner = args.runner or ("apk" if args.apk is not None else "benchmark_model")
+    return {"serial": args.adb_serial, "adb_transport": args.adb_transport or "python", "runner": runner,
+            "benchmark_binary": args.benchmark_binary, "apk": args.apk}
+
+
+def _build(args, target, space, res, units, report) -> int:
     from plaid.lut.bench import build_table, open_table
+    from plaid.lut.units import unit_counts
 
     table = open_table(target, space.name, args.table, create=True)
     with table, ProgressBars(enabled=not args.json) as bars:
@@ -99,20 +147,24 @@ def _baselines(target, res, table, bars) -> dict:
     return {n: got[n].to_json() for n in names if n in got}
 
 
-def _dry_run(args, target, space, res, units, report) -> int:
+def _dry_run(args, target, space, res, units, report, known: bool = True) -> int:
+    """List the units; which are measured is known once the table's identity is (for a
+    phone: its fingerprint, so only with --adb-serial)."""
     from plaid.lut.units import unit_counts
 
     measured: set[str] = set()
     from plaid.lut.bench import lut_dir, target_meta
 
-    meta = target_meta(target, space.name)
-    path = args.table or lut_dir() / f"{meta.name()}.sqlite"
-    if path.exists():
+    path = args.table
+    if known:
+        meta = target_meta(target, space.name)
+        path = path or lut_dir() / f"{meta.name()}.sqlite"
+    if known and path.exists():
         from plaid.lut.store import LatencyTable
 
         with LatencyTable.open(path, meta) as t:
             measured = t.keys()
-    report.update({"table": str(path), "counts": dict(unit_counts(units)),
+    report.update({"table": str(path) if path else None, "counts": dict(unit_counts(units)),
                    "units": [{"key": u.key, "kind": u.kind, "measured": u.key in measured} for u in units]})
     if args.json:
         print_json(report)
@@ -129,16 +181,24 @@ def _dry_run(args, target, space, res, units, report) -> int:
     c = console()
     c.print(t)
     c.print("counts    " + ", ".join(f"{k} {v}" for k, v in sorted(unit_counts(units).items())))
-    c.print(f"table     {path} ({len(measured & {u.key for u in units})}/{len(units)} measured)")
+    if known:
+        c.print(f"table     {path} ({len(measured & {u.key for u in units})}/{len(units)} measured)")
+    else:
+        c.print("table     named after the phone's fingerprint: pass --adb-serial to see what is measured")
     return 0
 
 
 def _print_report(report: dict, counts) -> None:
     c = console()
     b = report["build"]
+    if report.get("device"):
+        c.print(f"device    {report['device']} ({report['serial']}), runner {report['runner']} "
+                f"[{report['runtime_version']}]")
     c.print(f"table     {b['table']}")
     c.print(f"units     {b['units']} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}): "
             f"{b['already_measured']} already measured, {b['measured_now']} measured now")
+    if b.get("warnings"):
+        c.print(f"warnings  {len(b['warnings'])} (see above); first: {b['warnings'][0]}")
     val = report.get("validation")
     if val and val.get("fidelity"):
         f, f0 = val["fidelity"], val["fidelity_plain_sum"]

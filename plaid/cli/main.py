@@ -20,6 +20,7 @@ examples:
   plaid arch sample --space pl1a -n 5
   plaid bench --dry-run                   units the host latency table needs
   plaid bench --target host --space df    measure them (resumes if interrupted)
+  plaid devices                           phones attached over ADB (for --target sd845)
   plaid lut show                          what the table holds
   plaid search                            POP search on the host (pl1a, digits)
   plaid export df1 -o out/df1             TFLite bundle with parity checks
@@ -36,7 +37,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from plaid.cli import arch, bench, export, lut, search
+    from plaid.cli import arch, bench, devices, export, lut, search
 
     parser = Parser(
         prog="plaid",
@@ -48,6 +49,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     arch.add_parser(sub)
     bench.add_parser(sub)
+    devices.add_parser(sub)
     lut.add_parser(sub)
     search.add_parser(sub)
     export.add_parser(sub)

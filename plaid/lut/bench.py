@@ -5,13 +5,14 @@ build resumes where it stopped)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from plaid.errors import PlaidError, UsageError
+from plaid.errors import PlaidError
 from plaid.lut.latency import Latency
 from plaid.lut.store import LatencyTable, TableMeta
+from plaid.lut.transport import DeviceLost
 from plaid.lut.units import UNIT_VERSION, Unit, space_units
 
 Progress = Callable[[str, int, int, str], None]  # (phase, done, total, label)
@@ -28,19 +29,17 @@ def lut_dir() -> Path:
 
 
 def target_meta(target, space_name: str = "") -> TableMeta:
-    """The table identity for a target measured from this machine."""
-    if target.transport != "local":
-        raise UsageError(
-            f"target {target.name!r} is measured over {target.transport}, which this plaid version cannot drive "
-            "yet; use --target host"
-        )
-    from device_bench.runner import fingerprint, runtime_info
+    """The table identity for a target, from its open session (plaid.lut.transport)."""
+    from plaid.lut.transport import session_for
 
-    settings = {k: target.protocol[k] for k in sorted(target.protocol)}
+    session = session_for(target)
+    runtime_version, fingerprint = session.identity()
+    settings = session.table_settings(target.protocol)
+    settings = {k: settings[k] for k in sorted(settings)}
     settings["units"] = UNIT_VERSION
     settings["converter"] = _converter_version()
-    return TableMeta(target=target.name, runtime=target.runtime, runtime_version=runtime_info()["version"],
-                     settings=settings, fingerprint=fingerprint(), space=space_name)
+    return TableMeta(target=target.name, runtime=target.runtime, runtime_version=runtime_version,
+                     settings=settings, fingerprint=fingerprint, space=space_name)
 
 
 def _converter_version() -> str:
@@ -50,12 +49,10 @@ def _converter_version() -> str:
 
 
 def device_settings(target) -> dict[str, Any]:
-    keys = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus")
-    s = {k: target.protocol[k] for k in keys if k in target.protocol}
-    if s.get("cpus"):
-        avail = os.sched_getaffinity(0)
-        s["cpus"] = [c for c in s["cpus"] if c in avail] or None
-    return s
+    """The device_bench plan settings of a target measured on this host."""
+    from plaid.lut.transport import LocalSession
+
+    return LocalSession(target).device_settings()
 
 
 def open_table(target, space_name: str, path: Path | None, create: bool) -> LatencyTable:
@@ -71,10 +68,12 @@ class BuildReport:
     already: int
     measured: int
     failed: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"table": str(self.table), "units": self.units, "already_measured": self.already,
-                "measured_now": self.measured, "failed": [{"key": k, "error": e} for k, e in self.failed]}
+                "measured_now": self.measured, "failed": [{"key": k, "error": e} for k, e in self.failed],
+                "warnings": self.warnings}
 
 
 def convert_units(units: list[Unit], progress: Progress = _no_progress) -> dict[str, Path]:
@@ -86,27 +85,50 @@ def convert_units(units: list[Unit], progress: Progress = _no_progress) -> dict[
     return {u.key: p for u, p in zip(units, paths)}
 
 
-def measure_models(target, models: list[tuple[str, Path]], on_result: Callable[[str, Latency | None, str], None],
+def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[dict], None],
                    progress: Progress = _no_progress) -> None:
-    """Time models on the target; ``on_result(key, latency or None, error)`` per model."""
-    from plaid.lut.transport import run_local_plan
+    """Time models on the target's open session; ``on_event`` gets every event (results,
+    re-measurements, warnings). Progress counts distinct models with a result."""
+    from plaid.lut.transport import session_for
 
-    done = 0
+    seen: set[str] = set()
 
     def handle(event: dict) -> None:
-        nonlocal done
-        if event.get("event") != "result":
-            return
-        done += 1
-        if event["status"] == "ok":
-            lat = Latency(event["median_ms"], event["p90_ms"], event["std_ms"], event["runs"])
-            on_result(event["key"], lat, "")
-        else:
-            on_result(event["key"], None, event["error"])
-        progress("measure", done, len(models), event["key"])
+        on_event(event)
+        if event.get("event") == "result" and event["key"] not in seen:
+            seen.add(event["key"])
+            progress("measure", len(seen), len(models), event["key"])
 
     progress("measure", 0, len(models), models[0][0] if models else "")
-    run_local_plan(models, device_settings(target), handle)
+    session_for(target).measure(models, handle, progress)
+
+
+def measure_models(target, models: list[tuple[str, Path]], on_result: Callable[[str, Latency | None, str], None],
+                   progress: Progress = _no_progress) -> None:
+    """Time models on the target; ``on_result(key, latency or None, error)`` per result."""
+
+    def handle(event: dict) -> None:
+        if event.get("event") == "result":
+            lat, err = _latency(event)
+            on_result(event["key"], lat, err)
+        elif event.get("event") in ("warning", "notice"):
+            _say(event)
+
+    measure_events(target, models, handle, progress)
+
+
+def _latency(event: dict) -> tuple[Latency | None, str]:
+    if event["status"] == "ok":
+        return Latency(event["median_ms"], event["p90_ms"], event["std_ms"], event["runs"]), ""
+    return None, event["error"]
+
+
+def _say(event: dict) -> None:
+    """Warnings and notices from a session (cool-down waits, sentinel drift) on stderr."""
+    import sys
+
+    prefix = "plaid: warning: " if event["event"] == "warning" else "plaid: "
+    print(prefix + event["message"], file=sys.stderr)
 
 
 def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
@@ -118,14 +140,30 @@ def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
         return report
     paths = convert_units(todo, progress)
 
-    def commit(key: str, lat: Latency | None, error: str) -> None:
+    def on_event(event: dict) -> None:
+        if event.get("event") in ("warning", "notice"):
+            if event["event"] == "warning":
+                report.warnings.append(event["message"])
+            _say(event)
+            return
+        if event.get("event") != "result":
+            return
+        key = event["key"]
+        lat, error = _latency(event)
         if lat is None:
             report.failed.append((key, error))
             return
-        table.put(key, lat, {"resolution": list(resolution), "space": space.name})
-        report.measured += 1
+        table.put(key, lat, {"resolution": list(resolution), "space": space.name, **event.get("info", {})})
+        if key not in committed:
+            committed.add(key)
+            report.measured += 1
 
-    measure_models(target, [(u.key, paths[u.key]) for u in todo], commit, progress)
+    committed: set[str] = set()
+    try:
+        measure_events(target, [(u.key, paths[u.key]) for u in todo], on_event, progress)
+    except DeviceLost as exc:
+        raise DeviceLost(f"{exc} after {report.measured} of {len(todo)} units; {len(table)} of {len(units)} "
+                         "are saved, rerun the same command to resume") from None
     if report.failed:
         key, err = report.failed[0]
         raise PlaidError(f"{len(report.failed)} unit(s) failed to run, first {key}: {err}")

@@ -1,17 +1,136 @@
-"""Running a benchmark plan somewhere. ``local``: device_bench in a subprocess on this
-machine, results streamed back line by line so each can be committed as it arrives."""
+"""Where a benchmark plan runs. A *session* is one connection to a target for the length
+of a command: it names the device (fingerprint and runtime version, which make up the
+latency table's identity) and times models there, reporting each result as an event the
+moment it exists so the caller can commit it.
+
+Sessions are registered by the target's ``transport`` (configs/targets/*.toml):
+``local`` runs device_bench in a subprocess on this machine; ``adb`` (plaid.adb, imported
+only when used) drives a phone. A command opens the session it needs with
+``open_session(target, options)``; library code finds it with ``session_for(target)``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
-from plaid.errors import PlaidError
+from plaid.errors import PlaidError, UsageError
+from plaid.registry import Registry
+
+Event = dict
+Progress = Callable[[str, int, int, str], None]  # (phase, done, total, label)
+
+
+class DeviceLost(PlaidError):
+    """The device went away in the middle of a command (unplugged, rebooted, reset)."""
+
+
+class Session:
+    """One target connection. Subclasses implement identity, settings and measure."""
+
+    transport = ""
+
+    def identity(self) -> tuple[str, dict]:
+        """(runtime version, device fingerprint) for the latency table's meta."""
+        raise NotImplementedError
+
+    def table_settings(self, protocol: dict) -> dict:
+        """The protocol keys that define what a measurement means (the table identity)."""
+        return dict(protocol)
+
+    def describe(self) -> dict:
+        """What to show people about the device (empty for this host)."""
+        return {}
+
+    def measure(self, models: list[tuple[str, Path]], on_event: Callable[[Event], None],
+                progress: Progress) -> None:
+        """Time ``models`` [(key, tflite path)]; ``on_event`` gets device_bench-style events:
+        ``{"event": "result", "key", "status", "median_ms", ..., "info": {...}}`` and
+        ``{"event": "warning", "message": "..."}``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+SESSIONS: Registry[Callable[..., Session]] = Registry("transport")
+_ACTIVE: contextvars.ContextVar[dict[str, Session]] = contextvars.ContextVar("plaid_sessions", default={})
+
+
+@contextlib.contextmanager
+def open_session(target, options: dict[str, Any] | None = None) -> Iterator[Session]:
+    """Open the session for ``target`` (closed on exit) and make it the one that
+    ``session_for(target)`` returns inside the block."""
+    session = SESSIONS.get(target.transport)(target, **(options or {}))
+    token = _ACTIVE.set({**_ACTIVE.get(), target.name: session})
+    try:
+        yield session
+    finally:
+        _ACTIVE.reset(token)
+        session.close()
+
+
+def session_for(target) -> Session:
+    """The open session for ``target``; a local target gets one on demand."""
+    active = _ACTIVE.get().get(target.name)
+    if active is not None:
+        return active
+    if target.transport == "local":
+        return LocalSession(target)
+    if target.transport in SESSIONS:
+        raise UsageError(needs_device_message(target))
+    raise UsageError(f"target {target.name!r} is measured over {target.transport}, which this plaid version "
+                     f"cannot drive yet (transports: {', '.join(SESSIONS.names())})")
+
+
+def needs_device_message(target) -> str:
+    if target.transport == "adb":
+        return (f"target {target.name!r} is measured on a phone over ADB: pass --adb-serial SERIAL "
+                "(or HOST:PORT); `plaid devices` lists what is attached")
+    return f"target {target.name!r} needs a device connection ({target.transport})"
+
+
+# --------------------------------------------------------------------------- local
+
+
+@SESSIONS.register("local")
+class LocalSession(Session):
+    """device_bench in a subprocess on this host."""
+
+    transport = "local"
+
+    def __init__(self, target) -> None:
+        self.target = target
+
+    def identity(self) -> tuple[str, dict]:
+        from device_bench.runner import fingerprint, runtime_info
+
+        return runtime_info()["version"], fingerprint()
+
+    def device_settings(self) -> dict[str, Any]:
+        keys = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus")
+        s = {k: self.target.protocol[k] for k in keys if k in self.target.protocol}
+        if s.get("cpus"):
+            avail = os.sched_getaffinity(0)
+            s["cpus"] = [c for c in s["cpus"] if c in avail] or None
+        return s
+
+    def measure(self, models, on_event, progress) -> None:
+        run_local_plan(models, self.device_settings(), on_event)
+
+
+@SESSIONS.register("adb")
+def _adb_session(target, **options) -> Session:
+    from plaid.adb.session import AdbSession
+
+    return AdbSession(target, **options)
 
 
 def run_local_plan(models: list[tuple[str, Path]], settings: dict,

@@ -1,0 +1,8 @@
+"""Phones over ADB: connections (adb-shell or the adb executable), device facts
+(fingerprint, temperatures), benchmark runners (TFLite's benchmark_model, the plaid APK)
+and the measurement protocol (cool-down, sentinel). Imported only when a target's
+transport is ``adb``; adb-shell itself is imported inside the functions that use it."""
+
+from plaid.lut.transport import DeviceLost
+
+__all__ = ["DeviceLost"]

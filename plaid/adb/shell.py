@@ -1,0 +1,49 @@
+"""Building device shell command lines. Every argument goes through ``shlex.quote``:
+nothing a user or a file name supplies is ever interpreted by the device's shell."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+RC_MARKER = "__PLAID_RC="
+_RC_LINE = re.compile(r"(?:^|\n)" + re.escape(RC_MARKER) + r"(-?\d+)\s*$")
+
+
+def sh(*args: object) -> str:
+    """One shell command from its arguments, each quoted: ``sh("rm", "-f", path)``."""
+    if not args:
+        raise ValueError("sh() needs a program")
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def with_rc(command: str) -> str:
+    """``command`` followed by an echo of its exit status that `split_rc` reads back."""
+    return f"{command}; echo {RC_MARKER}$?"
+
+
+def split_rc(output: str) -> tuple[str, int | None]:
+    """(output without the status line, exit status or None when the line is missing)."""
+    m = _RC_LINE.search(output.replace("\r\n", "\n"))
+    if not m:
+        return output, None
+    text = output.replace("\r\n", "\n")[: m.start()]
+    return text, int(m.group(1))
+
+
+def cpu_mask(cpus: list[int] | None) -> str | None:
+    """taskset's hex mask for CPU numbers: [4, 5, 6, 7] -> 'f0'; None for no pinning."""
+    if not cpus:
+        return None
+    mask = 0
+    for c in cpus:
+        if not isinstance(c, int) or c < 0:
+            raise ValueError(f"bad CPU number {c!r}")
+        mask |= 1 << c
+    return format(mask, "x")
+
+
+def short(command: str, limit: int = 80) -> str:
+    """A command shortened for a one-line message."""
+    command = " ".join(command.split())
+    return command if len(command) <= limit else command[: limit - 3] + "..."
