@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-UNIT_VERSION = 1  # bump when a unit's built module changes; tables record it
+UNIT_VERSION = 2  # 2: channel shuffle as a gather (no Transposes); bump when a unit's built module changes; tables record it
 HEAD_CLASSES = 1000
 
 

@@ -98,13 +98,18 @@ class AdaptiveAvgPool(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, written as a gather of channels in shuffled order.
+    The usual view/transpose/view form makes onnx2tf leave NHWC and wrap the neighbouring
+    convolutions in Transposes; a gather along the channel axis stays in NHWC."""
+
     def __init__(self, groups: int = 2) -> None:
         super().__init__()
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        c = x.shape[1]
+        order = torch.arange(c, device=x.device).view(self.groups, c // self.groups).t().reshape(-1)
+        return x.index_select(1, order)
 
 
 class StagedBackbone(nn.Module):
