@@ -124,7 +124,7 @@ public final class PlanRunner {
             plan = Plan.read(planFile);
         } catch (IOException | JsonException | SchemaException e) {
             String why = e instanceof SchemaException || e instanceof JsonException ? e.getMessage() : oneLine(e);
-            fail(writer, null, planFile + ": " + why, e);
+            fail(writer, null, planFile + ": " + why, e, log);
             return 2;
         }
         Map<String, Object> doc = null;
@@ -142,7 +142,7 @@ public final class PlanRunner {
             });
             writer.writeFinal(doc);
         } catch (Exception | LinkageError | OutOfMemoryError e) {
-            fail(writer, doc, oneLine(e), e);
+            fail(writer, doc, oneLine(e), e, log);
             return 2;
         }
         for (Object row : (List<?>) doc.get("results")) {
@@ -154,7 +154,23 @@ public final class PlanRunner {
         return 0;
     }
 
-    private void fail(ResultsWriter writer, Map<String, Object> partial, String message, Throwable cause) {
+    /**
+     * Writes {@code <out>} with a top-level "error" (and an empty events file) for a run that
+     * cannot even start, e.g. an intent without a plan.
+     */
+    public static void reportFailure(File out, String message, RunLog log) {
+        ResultsWriter writer = new ResultsWriter(out);
+        try {
+            writer.start();
+        } catch (IOException e) {
+            log.error("cannot write results next to " + out + ": " + oneLine(e), e);
+            return;
+        }
+        fail(writer, null, message, null, log);
+    }
+
+    private static void fail(ResultsWriter writer, Map<String, Object> partial, String message, Throwable cause,
+            RunLog log) {
         log.error("run failed: " + message, cause);
         Map<String, Object> doc = new LinkedHashMap<String, Object>();
         doc.put("schema", RESULTS_SCHEMA);

@@ -9,7 +9,8 @@ public final class TimedRuns {
     /**
      * Invokes {@code warmup_runs} times untimed, then times one invocation after another until
      * both {@code min_runs} and {@code min_seconds} are met, or {@code max_runs} or
-     * {@code max_seconds} is reached. The seconds count from the first timed run's start.
+     * {@code max_seconds} is reached. The seconds count from the first timed run's start. A run's
+     * time is the clock's, or the model's own when it is {@link SelfTimed}.
      *
      * @return milliseconds per timed run (at least one)
      */
@@ -27,7 +28,8 @@ public final class TimedRuns {
             if (n == times.length) {
                 times = Arrays.copyOf(times, times.length * 2);
             }
-            times[n++] = (t1 - t0) / 1e6;
+            long own = model instanceof SelfTimed ? ((SelfTimed) model).lastInvokeNanos() : -1L;
+            times[n++] = (own >= 0 ? own : t1 - t0) / 1e6;
             double elapsed = (t1 - start) / 1e9;
             boolean enough = n >= s.minRuns && elapsed >= s.minSeconds;
             if (enough || n >= s.maxRuns || elapsed >= s.maxSeconds) {

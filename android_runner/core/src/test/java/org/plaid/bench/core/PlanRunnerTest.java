@@ -256,6 +256,15 @@ public class PlanRunnerTest {
     }
 
     @Test
+    public void reportFailureWritesAnErrorDocument() throws Exception {
+        PlanRunner.reportFailure(out, "the intent has no 'plan' extra", log);
+        Map<?, ?> doc = results();
+        assertEquals("the intent has no 'plan' extra", doc.get("error"));
+        assertEquals(0, events().size());
+        assertTrue(logged.contains("E run failed: the intent has no 'plan' extra"));
+    }
+
+    @Test
     public void measureResolvesAbsolutePaths() throws Exception {
         write("units/a.json", "{\"cost_ms\": [3.0]}");
         String abs = new File(dir, "units/a.json").getAbsolutePath();

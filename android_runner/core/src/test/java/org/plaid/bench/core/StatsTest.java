@@ -61,6 +61,9 @@ public class StatsTest {
         assertEquals(9.0, Stats.of(eleven).p90Ms, 0);
         // an outlier pulls p90 only as far as the interpolation says: index 4.5 -> 1 + 0.5*(101-1)
         assertEquals(51.0, Stats.of(new double[] {1, 1, 1, 1, 1, 101}).p90Ms, EPS);
+        // numpy interpolates from the upper neighbour when the weight is >= 0.5, which differs
+        // in the last bit from 3.92 + (8.9 - 3.92) * 0.8 = 7.904: np.percentile gives this
+        assertEquals(7.904000000000001, Stats.of(new double[] {3.38, 3.92, 8.9}).p90Ms, 0);
         // equal values interpolate to themselves
         assertEquals(7.25, Stats.of(new double[] {7.25, 7.25, 7.25}).p90Ms, 0);
     }

@@ -124,6 +124,33 @@ public class TimedRunsTest {
     }
 
     @Test
+    public void aSelfTimedModelReportsItsOwnTimeWhileTheClockDrivesTheStoppingRules() throws Exception {
+        final ManualClock clock = new ManualClock();
+        class Native implements Model, SelfTimed {
+            int calls;
+
+            @Override
+            public void invoke() {
+                clock.advanceMillis(5); // 2 ms of copies around 3 ms of native work
+                calls++;
+            }
+
+            @Override
+            public long lastInvokeNanos() {
+                return calls == 1 ? -1 : 3_000_000L; // the first one unknown: fall back to the clock
+            }
+
+            @Override
+            public void close() {}
+        }
+        double[] t = TimedRuns.measure(new Native(),
+                settings("{\"warmup_runs\": 0, \"min_runs\": 1, \"min_seconds\": 0.05}"), clock);
+        assertEquals(10, t.length); // 10 x 5 ms of wall clock
+        assertEquals(5.0, t[0], 0);
+        assertEquals(3.0, t[9], 0);
+    }
+
+    @Test
     public void manyRunsGrowTheBuffer() throws Exception {
         double[] t = run("{\"warmup_runs\": 0, \"min_runs\": 3, \"max_runs\": 100000, \"min_seconds\": 5,"
                 + " \"max_seconds\": 10}", 0.05);
