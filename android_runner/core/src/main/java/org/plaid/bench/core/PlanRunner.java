@@ -145,13 +145,15 @@ public final class PlanRunner {
             fail(writer, doc, oneLine(e), e, log);
             return 2;
         }
-        for (Object row : (List<?>) doc.get("results")) {
+        List<?> rows = (List<?>) doc.get("results");
+        int errors = 0;
+        for (Object row : rows) {
             if (!"ok".equals(((Map<?, ?>) row).get("status"))) {
-                return 1;
+                errors++;
             }
         }
-        log.info("done: " + ((List<?>) doc.get("results")).size() + " models, results in " + out);
-        return 0;
+        log.info("done: " + rows.size() + " models, " + errors + " errors, results in " + out);
+        return errors == 0 ? 0 : 1;
     }
 
     /**
