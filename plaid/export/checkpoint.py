@@ -6,6 +6,7 @@ or extra tensor or a shape mismatch is one clear error, not a half-initialised m
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         fmt = "safetensors"
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-            raise UsageError(f"checkpoint {path.name}: not a state_dict that loads with weights_only=True "
-                             f"({_first_line(exc)})") from exc
+            raise UsageError(f"checkpoint {path.name}: torch.load(weights_only=True) refused it: not a plain "
+                             "state_dict of tensors (it holds other objects or code, or is no torch file); "
+                             "it was not run") from exc
         fmt = "torch"
     state = _unwrap(state, path)
     return Checkpoint(path, fmt, sha256_file(path), state)
