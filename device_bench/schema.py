@@ -60,7 +60,9 @@ class SchemaError(ValueError):
     """A plan or results document that does not follow the schema."""
 
 
-def validate_settings(settings: dict) -> dict:
+def validate_settings(settings: object) -> dict:
+    if not isinstance(settings, dict):
+        raise SchemaError("'settings' must be a JSON object")
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
         raise SchemaError(f"unknown settings {sorted(unknown)}")
@@ -75,7 +77,8 @@ def validate_settings(settings: dict) -> dict:
         raise SchemaError("max_runs/max_seconds must not be below min_runs/min_seconds")
     if merged["delegate"] not in ("xnnpack", "none", "gpu"):
         raise SchemaError(f"delegate must be xnnpack, none or gpu, got {merged['delegate']!r}")
-    if merged["cpus"] is not None and not all(isinstance(c, int) and c >= 0 for c in merged["cpus"]):
+    if merged["cpus"] is not None and not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in merged["cpus"]):
         raise SchemaError("cpus must be a list of CPU numbers")
     return merged
 
