@@ -216,7 +216,7 @@ def benchmark_model(ctx, argv: list[str]) -> int:
         return failed()
     info(f"Loaded model {graph}")
     no_default = "use_xnnpack" in given and not params["use_xnnpack"]
-    settings = {"threads": params["num_threads"], "delegate": "none" if no_default else "xnnpack"}
+    settings = {"threads": params["num_threads"] if params["num_threads"] > 0 else None, "delegate": "none" if no_default else "xnnpack"}
     from device_bench.runner import load_interpreter
 
     ctx.err("INFO: Initialized TensorFlow Lite runtime.\n")

@@ -140,7 +140,15 @@ class EmulatedDevice:
         """The cable is pulled: connections drop, new ones are refused until replug()."""
         self.unplugged = True
         self._stop_listening()
+        self._unplug_pending = True
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        """Complete an unplug: every connection drops (RST)."""
         with self._lock:
+            if not self._unplug_pending:
+                return
+            self._unplug_pending = False
             conns = list(self._conns)
         for c in conns:
             c.abort()
@@ -148,8 +156,7 @@ class EmulatedDevice:
     def replug(self) -> None:
         if not self.unplugged:
             return
-        if self._accept_thread is not None:
-            self._accept_thread.join(5.0)
+        self._drop_connections()
         self.benchmarks_run = 0
         self.unplugged = False
         self._listen(self.port)
@@ -188,8 +195,12 @@ class EmulatedDevice:
         self._accept_thread = self.spawn(self._accept_loop, sock, stop, name="adbemu-accept")
 
     def _stop_listening(self) -> None:
+        """Close the listening socket now (connecting then gets 'connection refused')."""
         if self._listener_stop is not None:
             self._listener_stop.set()
+        t = self._accept_thread
+        if t is not None and t is not threading.current_thread():
+            t.join(5.0)
 
     def _accept_loop(self, listener: socket.socket, stop: threading.Event) -> None:
         try:
@@ -237,6 +248,9 @@ class EmulatedDevice:
         """(run(stream) or None, auto_ack) for a service, or None to refuse it."""
         from .sync import serve_sync
 
+        if self._unplug_pending:                  # the benchmark that pulled the cable is done
+            self._drop_connections()
+            raise ConnectionGone("unplugged")
         if service.startswith(("shell:", "exec:")):
             cmd = service.split(":", 1)[1]
             with self._lock:
@@ -265,14 +279,20 @@ class EmulatedDevice:
         finally:
             stream.close()
             if self._unplug_pending:
-                self._unplug_pending = False
                 stream.remote_closed.wait(1.0)   # let the host read the last output first
-                self.unplug()
+                self._drop_connections()
 
     def benchmark_finished(self) -> None:
+        """Count a completed benchmark_model run; the Nth one (faults.disconnect_after_benchmarks)
+        unplugs the device: new connections are refused at once, the open ones drop as soon as
+        this command's output has been delivered (or the host opens anything else)."""
         with self._lock:
             self.benchmarks_run += 1
             limit = self.faults.disconnect_after_benchmarks
-            if limit is not None and self.benchmarks_run >= limit:
+            trigger = limit is not None and self.benchmarks_run >= limit and not self.unplugged
+            if trigger:
                 self._unplug_pending = True
+                self.unplugged = True
+        if trigger:
+            self._stop_listening()
 

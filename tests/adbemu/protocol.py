@@ -177,9 +177,8 @@ class Stream:
             self._clse_sent = True
             self.closed = True
             self._cond.notify_all()
-        if send:
+        if send:   # stays registered until the host's CLSE answers (remote_closed)
             self.conn.send_quiet(CLSE, self.local_id, self.remote_id)
-        self.conn.forget(self)
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; True when the stream closed meanwhile."""
