@@ -175,15 +175,23 @@ def test_engine_built_elsewhere_is_refused():
     assert mod.mismatches(built, {"tensorrt": "10.3.0"})  # GPU unknown here: not trusted
 
 
-def test_sd845_default_formats_skip_int8_without_calibration(tmp_path):
-    proc = run_plaid("export", "dflite", "--target", "sd845", "--resolution", "32x32", "--no-measure",
-                     "--parity-samples", "8", "-o", str(tmp_path / "b"))
-    assert proc.returncode == 0, proc.stderr
-    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert [a["format"] for a in manifest["artifacts"]] == ["tflite-fp32"]
-    assert manifest["skipped_formats"] == {"tflite-int8": "needs --calib"}
-    assert "tflite-int8 skipped" in proc.stderr
+def test_sd845_default_formats_skip_int8_without_calibration():
+    from plaid.export.pipeline import ExportRequest, choose_formats
+    from plaid.targets import load_target
+
+    sd845 = load_target("sd845")
+    assert sd845.export_formats == ("tflite-int8", "tflite-fp32")
+    assert choose_formats(ExportRequest("dflite", Path("x"), "sd845"), sd845) == (["tflite-fp32"], ["tflite-int8"])
+    assert choose_formats(ExportRequest("dflite", Path("x"), "sd845", calib="digits"), sd845) == \
+        (["tflite-int8", "tflite-fp32"], [])
+    assert choose_formats(ExportRequest("df1", Path("x"), "tx2"), load_target("tx2"))[0] == ["onnx", "tensorrt-fp16"]
+
+
+def test_without_a_dataset_parity_inputs_are_synthetic_and_said_so(bundles):
+    _, manifest, _ = bundles["pl1a-seg-d8"]
     assert manifest["input"]["parity_inputs"]["source"].startswith("synthetic")
+    assert manifest["input"]["calibration"] is None
+    assert "assumed ImageNet" in manifest["input"]["normalization"]["source"]
 
 
 # ---- bad input: one line, exit code, nothing left behind ---------------------------------

@@ -205,6 +205,7 @@ def main(argv=None) -> int:
                 if args.check.with_suffix(".json").is_file() else args.precision
             report = parity(args.check, precision)
         else:
+            device_identity()  # says clearly when TensorRT is missing, before anything else
             engine = args.engine or HERE / f"model.{args.precision}.engine"
             meta = build(args.onnx, engine, args.precision, args.calib, args.workspace_mb)
             print(f"built {engine.name} (TensorRT {meta['tensorrt']}, {meta.get('gpu', 'unknown GPU')})")
