@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -44,11 +45,16 @@ def device(tmp_path):
     yield dev
     dev.stop()
     assert dev.errors == []
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("adbemu")]
 
 
 def connect(dev, keys, which="mine", read_timeout_s=5.0):
     adb = AdbDeviceTcp(dev.host, dev.port, default_transport_timeout_s=read_timeout_s)
-    assert adb.connect(rsa_keys=[keys[which][0]], auth_timeout_s=1.0, read_timeout_s=read_timeout_s)
+    try:
+        assert adb.connect(rsa_keys=[keys[which][0]], auth_timeout_s=1.0, read_timeout_s=read_timeout_s)
+    except BaseException:
+        adb.close()
+        raise
     return adb
 
 
@@ -156,8 +162,10 @@ def test_auth_accepts_known_keys_and_refuses_others(tmp_path, keys):
         with pytest.raises(adb_exc.TcpTimeoutException):   # prompt never accepted: silence
             connect(dev, keys, "other")
         assert time.monotonic() - start < 5
+        keyless = AdbDeviceTcp(dev.host, dev.port, default_transport_timeout_s=2)
         with pytest.raises(adb_exc.DeviceAuthError):
-            AdbDeviceTcp(dev.host, dev.port, default_transport_timeout_s=2).connect(rsa_keys=[])
+            keyless.connect(rsa_keys=[])
+        keyless.close()
     with EmulatedDevice(root=tmp_path / "b", authorized_keys=None) as dev:
         adb = connect(dev, keys, "other")            # unknown key: the user taps "allow"
         adb.close()
@@ -315,6 +323,7 @@ def test_unplug_after_benchmarks_and_replug(device, keys, tiny_tflite):
         assert rc == 0 and "Inference timings in us" in out
     with pytest.raises(ConnectionError):
         sh(adb, "echo anyone")
+    adb.close()
     with pytest.raises(ConnectionRefusedError):
         connect(device, keys)
     device.faults.disconnect_after_benchmarks = None

@@ -17,7 +17,6 @@ import json
 import os
 import posixpath
 import threading
-import time
 
 from .commands import command, split_flags
 from .fs import under
@@ -100,13 +99,8 @@ class BenchApp:
                 host = self._host(fs.norm(model["path"], base))
                 if not host.is_file():
                     raise FileNotFoundError(f"model file not found: {fs.norm(model['path'], base)}")
-                dev.busy += 1
-                t0 = time.perf_counter()
-                try:
+                with dev.benchmarking():
                     timing = measure_model(str(host), settings)
-                finally:
-                    dev.busy -= 1
-                    dev.heat(time.perf_counter() - t0)
                 s = dev.slowdown
                 result = {"key": model["key"], "status": "ok",
                           **{k: (v * s if k.endswith("_ms") else v) for k, v in timing.items()}}

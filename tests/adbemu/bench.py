@@ -216,7 +216,8 @@ def benchmark_model(ctx, argv: list[str]) -> int:
         return failed()
     info(f"Loaded model {graph}")
     no_default = "use_xnnpack" in given and not params["use_xnnpack"]
-    settings = {"threads": params["num_threads"] if params["num_threads"] > 0 else None, "delegate": "none" if no_default else "xnnpack"}
+    settings = {"threads": params["num_threads"] if params["num_threads"] > 0 else None,
+                "delegate": "none" if no_default else "xnnpack"}
     from device_bench.runner import load_interpreter
 
     ctx.err("INFO: Initialized TensorFlow Lite runtime.\n")
@@ -240,14 +241,9 @@ def benchmark_model(ctx, argv: list[str]) -> int:
 
     if params["dry_run"]:
         params.update(warmup_runs=0, warmup_min_secs=-1.0, num_runs=0, min_secs=-1.0)
-    dev.busy += 1
-    started = time.perf_counter()
-    try:
+    with dev.benchmarking():
         warm = _run(ctx, interp, params["warmup_runs"], params["warmup_min_secs"], params["max_secs"], params, slow)
         regular = _run(ctx, interp, params["num_runs"], params["min_secs"], params["max_secs"], params, slow)
-    finally:
-        dev.busy -= 1
-        dev.heat(time.perf_counter() - started)
     info(f"Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
          f"Warmup (avg): {g(_avg(warm))}, Inference (avg): {g(_avg(regular))}")
     arena_kb = sum(d["shape"].prod() * d["dtype"]().itemsize for d in interp.get_tensor_details()

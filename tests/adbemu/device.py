@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from .fs import DeviceFS
@@ -90,6 +91,19 @@ class EmulatedDevice:
     def battery_c(self) -> float:
         return self.ambient_c + 1.0 + 0.2 * (self.temperature_c - self.ambient_c)
 
+    @contextmanager
+    def benchmarking(self):
+        """While a model is being timed: CPUs at full clock, heat building up."""
+        with self._lock:
+            self.busy += 1
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.busy -= 1
+            self.heat(time.perf_counter() - start)
+
     def heat(self, bench_seconds: float) -> None:
         with self._lock:
             self._cool()
@@ -113,8 +127,13 @@ class EmulatedDevice:
             self.logcat.append(f"{stamp}  4242  4251 {level} {tag}: {message}")
 
     def start(self) -> "EmulatedDevice":
+        """Listen on 127.0.0.1: a free port the first time, the same port after stop()."""
         self.stopping = False
-        self._listen(0)
+        self.unplugged = self._unplug_pending = False
+        try:
+            self._listen(self.port or 0)
+        except OSError:
+            self._listen(0)
         return self
 
     def stop(self) -> None:

@@ -10,9 +10,7 @@ the contracted subset finds out at once. Commands live in ``commands.py``.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
-import os
 import posixpath
 import threading
 from dataclasses import dataclass, field
@@ -342,6 +340,3 @@ class Shell:
             for fh in opened:
                 fh.close()
 
-
-def strerror(exc: OSError) -> str:
-    return exc.strerror or os.strerror(exc.errno or errno.EIO)
