@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 from plaid.adb.connection import CONNECTIONS, DEFAULT_TIMEOUT_S, Connection, tcp_address
-from plaid.adb.shell import short
 from plaid.errors import PlaidError, UsageError
 from plaid.lut.transport import DeviceLost
 
@@ -54,9 +53,9 @@ class CliConnection(Connection):
             raise PlaidError(f"{what} failed on {self.serial}: {_last(out)}")
         return out
 
-    def _shell_raw(self, command: str, timeout: float) -> str:
+    def _shell_raw(self, command: str, timeout: float, what: str) -> str:
         # adb joins its arguments with spaces for the device shell: one pre-quoted string
-        return self._run(["shell", command], timeout, f"`{short(command)}`")
+        return self._run(["shell", command], timeout, what)
 
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._run(["push", str(local), remote], timeout, f"push of {Path(local).name} to {remote}")
@@ -73,8 +72,8 @@ def _last(out: str) -> str:
 def _state_error(serial: str, state: str) -> PlaidError:
     low = state.lower()
     if "unauthorized" in low:
-        return PlaidError(f"device {serial} is unauthorized: accept the USB debugging prompt on the phone "
-                          "(\"Allow USB debugging?\"), then retry")
+        return PlaidError(f"device {serial} is unauthorized: accept the USB debugging prompt on the phone, "
+                          "then retry")
     if "offline" in low:
         return PlaidError(f"device {serial} is offline; replug it or restart adbd on the phone "
                           "(toggle USB debugging)")

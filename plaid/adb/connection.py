@@ -37,16 +37,18 @@ class Connection:
     def __init__(self, serial: str) -> None:
         self.serial = serial
 
-    def shell(self, command: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[str, int]:
-        out = self._shell_raw(with_rc(command), timeout)
+    def shell(self, command: str, timeout: float = DEFAULT_TIMEOUT_S, what: str = "") -> tuple[str, int]:
+        """(output, exit status) of ``command``; ``what`` names it in error messages."""
+        what = what or f"`{short(command)}`"
+        out = self._shell_raw(with_rc(command), timeout, what)
         text, rc = split_rc(out)
         if rc is None:
-            raise DeviceLost(f"device {self.serial} lost (no exit status came back for `{short(command)}`)")
+            raise DeviceLost(f"device {self.serial} lost (no exit status came back for {what})")
         return text, rc
 
     def check(self, command: str, timeout: float = DEFAULT_TIMEOUT_S, what: str = "") -> str:
         """Run ``command``; a non-zero exit status is a one-line PlaidError."""
-        out, rc = self.shell(command, timeout)
+        out, rc = self.shell(command, timeout, what)
         if rc != 0:
             last = (out.strip().splitlines() or ["(no output)"])[-1]
             raise PlaidError(f"{what or short(command)} failed on {self.serial} (exit {rc}): {last[:200]}")
@@ -55,7 +57,7 @@ class Connection:
     def exists(self, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:
         return self.shell(sh("test", "-e", remote), timeout)[1] == 0
 
-    def _shell_raw(self, command: str, timeout: float) -> str:
+    def _shell_raw(self, command: str, timeout: float, what: str) -> str:
         raise NotImplementedError
 
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -66,6 +68,17 @@ class Connection:
 
     def close(self) -> None:
         pass
+
+
+def auth_timeout() -> float:
+    """Seconds to wait for the phone's "Allow USB debugging?" answer ($PLAID_ADB_AUTH_TIMEOUT, 30)."""
+    import os
+
+    raw = os.environ.get("PLAID_ADB_AUTH_TIMEOUT", "30")
+    try:
+        return max(0.1, float(raw))
+    except ValueError:
+        raise UsageError(f"PLAID_ADB_AUTH_TIMEOUT must be a number of seconds, got {raw!r}") from None
 
 
 def connect(transport: str, serial: str, **kw) -> Connection:
@@ -87,8 +100,9 @@ class PythonConnection(Connection):
 
     name = "python"
 
-    def __init__(self, serial: str, auth_timeout_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, serial: str, auth_timeout_s: float | None = None, connect_timeout_s: float = 10.0) -> None:
         super().__init__(serial)
+        auth_timeout_s = auth_timeout() if auth_timeout_s is None else auth_timeout_s
         self._dev = None
         self._auth_asked = False
         self._open(auth_timeout_s, connect_timeout_s)
@@ -141,8 +155,8 @@ class PythonConnection(Connection):
         ex = _adb_shell_errors()
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ex.DeviceAuthError) or self._auth_asked:
-            return PlaidError(f"device {self.serial} is unauthorized: accept the USB debugging prompt on the phone "
-                              f"(\"Allow USB debugging?\"), then retry (waited {auth_timeout_s:g} s)")
+            return PlaidError(f"device {self.serial} is unauthorized: accept the USB debugging prompt on the phone, "
+                              f"then retry (no answer within {auth_timeout_s:g} s)")
         if isinstance(exc, ConnectionRefusedError):
             return PlaidError(f"no ADB answer at {self.serial} (connection refused): check the address and that "
                               "the phone listens (`adb tcpip 5555` once over USB)")
@@ -165,7 +179,7 @@ class PythonConnection(Connection):
         try:
             return fn()
         except (ex.TcpTimeoutException, ex.AdbTimeoutError, TimeoutError) as exc:
-            self._drop()
+            # the connection stays usable for other commands (cleanup), like adb's
             raise PlaidError(f"device {self.serial} did not answer within {timeout:g} s: {what}") from exc
         except (ConnectionError, ex.UsbReadFailedError, ex.UsbWriteFailedError, ex.InvalidCommandError,
                 ex.InvalidChecksumError, ex.InvalidResponseError) as exc:
@@ -175,8 +189,8 @@ class PythonConnection(Connection):
             self._drop()
             raise DeviceLost(f"device {self.serial} lost ({exc.strerror or exc} during {what})") from exc
 
-    def _shell_raw(self, command: str, timeout: float) -> str:
-        return self._call(f"`{short(command)}`", timeout, lambda: self._dev.shell(
+    def _shell_raw(self, command: str, timeout: float, what: str) -> str:
+        return self._call(what, timeout, lambda: self._dev.shell(
             command, transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout))
 
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:

@@ -53,14 +53,15 @@ def parse_cpu_list(text: str) -> list[int]:
     return cpus
 
 
-def read_files(conn: Connection, paths: list[str], timeout: float = 30.0) -> dict[str, str | None]:
+def read_files(conn: Connection, paths: list[str], timeout: float = 30.0,
+               what: str = "reading sysfs files") -> dict[str, str | None]:
     """Contents of several device files in one shell call; None for unreadable ones."""
     if not paths:
         return {}
     parts = []
     for i, p in enumerate(paths):
         parts.append(f"echo {_MARK}{i}; cat {sh(p)} 2>/dev/null")
-    out, _rc = conn.shell("; ".join(parts), timeout)
+    out, _rc = conn.shell("; ".join(parts), timeout, what)
     got: dict[str, str | None] = {p: None for p in paths}
     current = None
     chunks: dict[int, list[str]] = {}
@@ -102,7 +103,7 @@ class DeviceInfo:
     @classmethod
     def read(cls, conn: Connection) -> DeviceInfo:
         info = cls(conn)
-        out, _ = conn.shell("getprop")
+        out, _ = conn.shell("getprop", what="getprop")
         info.props = parse_getprop(out)
         listing = read_files(conn, [f"{CPU_DIR}/possible"])
         info.cpus = parse_cpu_list(listing[f"{CPU_DIR}/possible"] or "")
@@ -139,7 +140,7 @@ class DeviceInfo:
         """{"cpu_c": hottest CPU zone, "battery_c": battery} in one shell call; keys whose
         files cannot be read are left out."""
         paths = list(self.zones) + [BATTERY_TEMP]
-        got = read_files(self.conn, paths)
+        got = read_files(self.conn, paths, what="reading temperatures")
         out: dict[str, float] = {}
         cpu = [t for p, kind in self.zones.items() if kind.startswith("cpu")
                if (t := _celsius(got[p])) is not None]

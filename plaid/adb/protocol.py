@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from plaid.errors import UsageError
+from plaid.errors import PlaidError, UsageError
 
 RESULT_KEYS = ("key", "status", "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "runs", "error")
 
@@ -93,15 +93,18 @@ class Protocol:
         return max(1, min(size, left))
 
     def _start_sentinel(self, queue: list[tuple[str, Path]]) -> None:
-        """The smallest model (by file size, then key) is the sentinel; its first
-        measurement is both its table entry and the reference."""
-        self.sentinel = min(queue, key=lambda m: (Path(m[1]).stat().st_size, m[0]))
+        """The sentinel is the model of median file size (ties: by key): cheap to re-run,
+        yet not one of the tiniest, whose times are close to the timer's resolution. Its
+        first measurement is both its table entry and the reference."""
+        by_size = sorted(queue, key=lambda m: (Path(m[1]).stat().st_size, m[0]))
+        self.sentinel = by_size[(len(by_size) - 1) // 2]
         queue.remove(self.sentinel)
         rows = self._run([self.sentinel], {"sentinel": "reference"})
-        if rows and rows[0]["status"] == "ok":
+        if rows and rows[0]["status"] == "ok" and rows[0]["median_ms"] > 0:
             self.reference_ms = rows[0]["median_ms"]
         else:
-            self._say("warning", f"sentinel {self.sentinel[0]} failed to run; drift checks are off")
+            why = "failed to run" if not rows or rows[0]["status"] != "ok" else "is too fast to time (0 ms)"
+            self._say("warning", f"sentinel {self.sentinel[0]} {why}; drift checks are off")
             self.sentinel = None
 
     def _measure_sentinel(self) -> float | None:
@@ -141,7 +144,10 @@ class Protocol:
 
         def on_result(row: dict) -> None:
             nonlocal before, waited
-            after = self.temps()
+            try:
+                after, lost = self.temps(), None
+            except PlaidError as exc:  # the device went away right after the run: keep the result
+                after, lost = {}, exc
             info = {k: v for k, v in row.items() if k not in RESULT_KEYS}
             info.update({"temp_before": before, "temp_after": after, "runner": self.runner.name, **extra})
             if waited:
@@ -150,6 +156,8 @@ class Protocol:
             core = {k: row[k] for k in RESULT_KEYS if k in row}
             rows.append(core)
             self.emit({"event": "result", **core, "info": info})
+            if lost is not None:
+                raise lost
             before = after
 
         self.runner.run(batch, on_result)

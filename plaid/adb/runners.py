@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import tempfile
 import time
@@ -39,6 +40,21 @@ def _md5(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_RUN_DIR = re.compile(r"^plaid-[0-9a-f]{8}$")
+
+
+def remove_stale_run_dirs(conn: Connection, base: str) -> list[str]:
+    """Remove run folders that an interrupted run (a phone unplugged mid-table) left in
+    ``base``. Only names plaid itself makes (``plaid-`` + 8 hex digits) are touched; two
+    plaid runs on one phone at once are not supported (they would disturb each other's
+    timings anyway)."""
+    out, rc = conn.shell(sh("ls", base) + " 2>/dev/null")
+    stale = [f"{base}/{name}" for name in out.split() if _RUN_DIR.match(name)] if rc == 0 else []
+    if stale:
+        conn.check(sh("rm", "-r", "-f", *stale), what="removing folders of an interrupted run")
+    return stale
 
 
 class Runner:
@@ -114,6 +130,7 @@ class BenchmarkModelRunner(Runner):
     def prepare(self) -> None:
         if self._prepared:
             return
+        remove_stale_run_dirs(self.conn, self.run_dir.rsplit("/", 1)[0])
         self._mkdir(self.run_dir)
         if self.benchmark_binary is not None:
             self.binary = f"{self.run_dir}/benchmark_model"
@@ -127,7 +144,7 @@ class BenchmarkModelRunner(Runner):
             graph = self._push_model(key, local, self.run_dir)
             cmd = bm.command(self.binary, graph, self.settings)
             try:
-                out, rc = self.conn.shell(cmd, timeout=self.unit_timeout_s)
+                out, rc = self.conn.shell(cmd, timeout=self.unit_timeout_s, what=f"benchmark_model on {key}")
             except DeviceLost:
                 raise
             except PlaidError as exc:  # the timeout: name the unit and the knob
@@ -173,7 +190,9 @@ class ApkRunner(Runner):
     def prepare(self) -> None:
         if self._prepared:
             return
-        staging = f"{TMP}/plaid-apk-{secrets.token_hex(4)}"
+        remove_stale_run_dirs(self.conn, TMP)
+        remove_stale_run_dirs(self.conn, self.run_dir.rsplit("/", 1)[0])
+        staging = f"{TMP}/plaid-{secrets.token_hex(4)}"
         self._mkdir(staging)
         remote_apk = f"{staging}/plaid-bench.apk"
         self.conn.push(Path(self.apk), remote_apk, timeout=300)

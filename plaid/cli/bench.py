@@ -193,7 +193,7 @@ def _print_report(report: dict, counts) -> None:
     b = report["build"]
     if report.get("device"):
         c.print(f"device    {report['device']} ({report['serial']}), runner {report['runner']} "
-                f"[{report['runtime_version']}]")
+                f"({report['runtime_version']})")
     c.print(f"table     {b['table']}")
     c.print(f"units     {b['units']} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}): "
             f"{b['already_measured']} already measured, {b['measured_now']} measured now")
