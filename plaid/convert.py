@@ -34,7 +34,7 @@ def tool_versions() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _quiet_fd2(log: Path | None = None):
+def quiet_fd2(log: Path | None = None):
     """Send C++-level stderr (TensorFlow, absl) to a log file while converting."""
     import sys
 
@@ -98,7 +98,7 @@ def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None) 
     cwd = os.getcwd()
     try:
         os.chdir(work_dir)
-        with _quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
+        with quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
             import onnx2tf
 
             onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),

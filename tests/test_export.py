@@ -264,7 +264,7 @@ def test_safetensors_checkpoint_loads_and_garbage_does_not(tmp_path, trained):
 @pytest.mark.parametrize("setup, text", [
     ("file", "exists and is not a folder"),
     ("nonempty", "is not empty (use --force"),
-    ("noparent", "does not exist"),
+    ("parent-is-a-file", "cannot write"),
 ])
 def test_unwritable_out(tmp_path, setup, text):
     out = tmp_path / "b"
@@ -274,7 +274,8 @@ def test_unwritable_out(tmp_path, setup, text):
         out.mkdir()
         (out / "keep.txt").write_text("mine")
     else:
-        out = tmp_path / "missing" / "b"
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "b"
     proc = run_plaid("export", "dflite", "--resolution", "32x32", "-o", str(out))
     _one_line_error(proc, 2, text)
     if setup == "nonempty":

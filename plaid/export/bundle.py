@@ -22,8 +22,10 @@ def prepare(out: Path, force: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UsageError(f"output folder {str(out)!r} is not empty (use --force to replace it)")
     parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {str(out)!r}: folder {str(parent)!r} does not exist")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     _sweep(parent, out.name)
     stage = parent / f".{out.name}.partial-{os.getpid()}"
     try:

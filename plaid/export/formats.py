@@ -71,8 +71,10 @@ class ExportContext:
             calib = None
             if any(EXPORTERS.get(f).needs_calibration and EXPORTERS.get(f).uses_tflite for f in self.formats):
                 calib = self.data.calib.transpose(0, 2, 3, 1)  # NHWC, already normalised
-            self.log("converting with onnx2tf" + (" (with int8 calibration)" if calib is not None else ""))
-            self._tflite = onnx2tf_variants(self.onnx(), self.work / "tflite", calib=calib)
+            onnx_path = self.onnx()
+            self.log("converting with onnx2tf" + (" (with int8 calibration)" if calib is not None else "")
+                     + "; this takes a minute or more")
+            self._tflite = onnx2tf_variants(onnx_path, self.work / "tflite", calib=calib)
         return self._tflite
 
 

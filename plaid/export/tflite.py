@@ -64,8 +64,11 @@ class _TFLite(Exporter):
 def _interpreter(path, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    interp.allocate_tensors()
+    from plaid.convert import quiet_fd2
+
+    with quiet_fd2():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        interp.allocate_tensors()
     return interp
 
 
