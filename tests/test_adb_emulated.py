@@ -372,3 +372,36 @@ def test_hung_benchmark_is_a_timeout_naming_the_unit(dev, tmp_path, models, tfli
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("plaid: error: benchmark_model on ") and "did not finish within 2 s" in line
     assert device_files(dev) == ["benchmark_model"]  # what plaid pushed is gone, the phone's own tool stays
+
+
+@pytest.fixture
+def adb_server(tmp_path):
+    """A private adb server (its own port) for --adb-transport cli, killed afterwards."""
+    import socket
+    import subprocess
+
+    adb = shutil.which("adb")
+    if adb is None:
+        pytest.skip("the adb executable is not installed (Debian package adb); the cli transport needs it")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"ANDROID_ADB_SERVER_PORT": str(port), "HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    yield env
+    subprocess.run([adb, "kill-server"], env={**os.environ, **env}, capture_output=True, timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
+def test_bench_through_the_adb_executable(dev, tmp_path, models, tflite_cache, adb_server):
+    env = {**sd845_env(tmp_path, tflite_cache), **adb_server}
+    out = run_plaid("bench", "--target", "sd845", "--adb-serial", dev.address, "--adb-transport", "cli",
+                    "--benchmark-binary", str(fake_binary(tmp_path)), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["build"]["measured_now"] == N_UNITS
+    assert device_files(dev) == []
+    listed = run_plaid("devices", "--adb-transport", "cli", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert {"serial": dev.address, "state": "device", "model": "Pixel 3", "board": "sdm845"}.items() <= \
+        json.loads(listed.stdout)[0].items()

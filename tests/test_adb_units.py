@@ -39,6 +39,7 @@ def test_exit_status_marker_round_trip():
     assert split_rc("__PLAID_RC=127\r\n") == ("", 127)
     assert split_rc("/system/bin/sh: foo: not found\n__PLAID_RC=127\n")[1] == 127
     assert split_rc("cut off in the middle") == ("cut off in the middle", None)
+    assert split_rc("no newline at the end__PLAID_RC=0\n") == ("no newline at the end", 0)
     # a marker-like text inside the output is not the status line
     assert split_rc("__PLAID_RC=5 inside\n__PLAID_RC=0\n") == ("__PLAID_RC=5 inside", 0)
 
@@ -174,3 +175,13 @@ def test_protocol_settings_are_checked():
         ProtocolSettings.from_protocol({"cooldown_above_c": 40, "cooldown_target_c": 45})
     with pytest.raises(UsageError, match="sentinel_every"):
         ProtocolSettings.from_protocol({"sentinel_every": "often"})
+
+
+def test_adb_modules_import_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, plaid.adb.session, plaid.adb.cli_connection, plaid.adb.devices, plaid.cli.devices\n"
+            "print(','.join(m for m in ('adb_shell', 'usb1', 'torch', 'tensorflow', 'rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"heavy modules imported: {out.stdout.strip()}"

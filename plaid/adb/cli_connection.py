@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
-from plaid.adb.connection import CONNECTIONS, DEFAULT_TIMEOUT_S, Connection, tcp_address
+from plaid.adb.connection import CONNECTIONS, DEFAULT_TIMEOUT_S, Connection, auth_timeout, tcp_address
 from plaid.errors import PlaidError, UsageError
 from plaid.lut.transport import DeviceLost
 
@@ -20,19 +21,27 @@ _LOST = ("not found", "offline", "no devices", "closed", "device still connectin
 class CliConnection(Connection):
     name = "cli"
 
-    def __init__(self, serial: str, adb: str | None = None, **_ignored) -> None:
+    def __init__(self, serial: str, adb: str | None = None, auth_timeout_s: float | None = None) -> None:
         super().__init__(serial)
         self.adb = adb or shutil.which("adb")
         if not self.adb:
             raise UsageError("--adb-transport cli needs the adb executable on PATH (Android platform-tools, or "
                              "apt-get install adb); or use --adb-transport python")
         if tcp_address(serial):
-            out = self._run(["connect", serial], DEFAULT_TIMEOUT_S, "adb connect")
-            if "connected to" not in out:
-                raise PlaidError(f"adb connect {serial}: {_last(out)}")
-        state = self._run(["get-state"], DEFAULT_TIMEOUT_S, "adb get-state", check=False)
-        if state.strip() != "device":
-            raise _state_error(serial, state)
+            out = self._run(["connect", serial], DEFAULT_TIMEOUT_S, "adb connect", check=False, serial=False)
+            if "cannot connect" in out or "refused" in out.lower():
+                raise PlaidError(f"no ADB answer at {serial} ({_last(out)}): check the address and that the phone "
+                                 "listens (`adb tcpip 5555` once over USB)")
+        # a new key makes the phone ask first: poll its state while the prompt is answered
+        deadline = time.monotonic() + (auth_timeout_s if auth_timeout_s is not None else auth_timeout())
+        while True:
+            state = self._run(["get-state"], DEFAULT_TIMEOUT_S, "adb get-state", check=False)
+            if state.strip() == "device":
+                break
+            if time.monotonic() > deadline or not any(s in state for s in ("unauthorized", "authorizing",
+                                                                              "connecting", "offline")):
+                raise _state_error(serial, state)
+            time.sleep(0.3)
 
     def devices(self) -> str:
         return self._run(["devices", "-l"], DEFAULT_TIMEOUT_S, "adb devices", serial=False)

@@ -11,8 +11,7 @@ def probe(serial: str, transport: str = "python", auth_timeout_s: float = 5.0) -
     """Connect once and read model and board; the state says why that failed."""
     row = {"serial": serial, "state": "device", "model": "", "board": "", "detail": ""}
     try:
-        kw = {"auth_timeout_s": auth_timeout_s} if transport == "python" else {}
-        conn = connect(transport, serial, **kw)
+        conn = connect(transport, serial, auth_timeout_s=auth_timeout_s)
     except PlaidError as exc:
         text = str(exc)
         row["state"] = next((s for s, words in _STATES if any(w in text for w in words)), "error")

@@ -7,7 +7,7 @@ import re
 import shlex
 
 RC_MARKER = "__PLAID_RC="
-_RC_LINE = re.compile(r"(?:^|\n)" + re.escape(RC_MARKER) + r"(-?\d+)\s*$")
+_RC_LINE = re.compile(re.escape(RC_MARKER) + r"(-?\d+)\s*$")  # output need not end with a newline
 
 
 def sh(*args: object) -> str:
@@ -24,11 +24,12 @@ def with_rc(command: str) -> str:
 
 def split_rc(output: str) -> tuple[str, int | None]:
     """(output without the status line, exit status or None when the line is missing)."""
-    m = _RC_LINE.search(output.replace("\r\n", "\n"))
+    output = output.replace("\r\n", "\n")
+    m = _RC_LINE.search(output)
     if not m:
         return output, None
-    text = output.replace("\r\n", "\n")[: m.start()]
-    return text, int(m.group(1))
+    text = output[: m.start()]
+    return (text[:-1] if text.endswith("\n") else text), int(m.group(1))
 
 
 def cpu_mask(cpus: list[int] | None) -> str | None:
