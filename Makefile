@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.plaid-installed
 
-.PHONY: setup java-deps demo test clean
+.PHONY: setup system-deps demo test clean
 
 setup: $(STAMP)
 
@@ -14,16 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev]'
 	@touch $(STAMP)
 
-# The Android runner's Java core is compiled and unit-tested on the host JDK (junit4).
-java-deps:
-	@test -f /usr/share/java/junit4.jar && command -v javac >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq default-jdk-headless junit4 >/dev/null)
+# Debian packages the tests use: the JDK and junit4 (the Android runner's Java core is
+# compiled and unit-tested on the host), and adb (the --adb-transport cli path).
+system-deps:
+	@test -f /usr/share/java/junit4.jar && command -v javac >/dev/null && command -v adb >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq default-jdk-headless junit4 adb >/dev/null)
 
 demo: setup
 	$(VENV)/bin/plaid arch show df1
 	$(VENV)/bin/plaid search
 
-test: setup java-deps
+test: setup system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -302,6 +302,15 @@ def test_bench_builds_the_table_resumes_after_unplug_and_cleans_up(dev, tmp_path
     assert meta.settings["cpus"] == [4, 5, 6, 7] and "sentinel_every" not in meta.settings
     assert any(c.startswith("taskset f0 ") for c in dev.commands)
 
+    # without a phone, lut show and search find the table measured on it
+    shown = run_plaid("lut", "show", "--target", "sd845", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)["entries"]) == N_UNITS
+    found = run_plaid("search", "--target", "sd845", "--budget", "2", "--epochs", "1", "--train-limit", "64",
+                      "--runs-dir", str(tmp_path / "runs"), "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["trained"] == 2
+
     # another phone (another build) gets its own table; forcing the old file is refused
     with EmulatedDevice(root=tmp_path / "other", serial=SERIAL,
                         props={"ro.build.fingerprint": "google/blueline/blueline:11/RQ3A/1:user/release-keys"}) as other:
@@ -382,7 +391,7 @@ def adb_server(tmp_path):
 
     adb = shutil.which("adb")
     if adb is None:
-        pytest.skip("the adb executable is not installed (Debian package adb); the cli transport needs it")
+        pytest.fail("the adb executable is not installed (Debian package adb; `make system-deps` installs it)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -3,7 +3,7 @@ and cross-checks of the same behaviour in Java and in device_bench: plan validat
 plans, rejected plans and their messages), the timing protocol with its statistics, and the
 results/events files against device_bench.schema.
 
-Needs a JDK and junit4 (`make java-deps` installs them); without them these tests fail."""
+Needs a JDK and junit4 (`make system-deps` installs them); without them these tests fail."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def core_build(tmp_path_factory):
     missing += [str(jar) for jar in JARS if not jar.is_file()]
     if missing:
         pytest.fail(f"the Android runner core needs a JDK and junit4, missing: {', '.join(missing)} "
-                    "(run `make java-deps`)")
+                    "(run `make system-deps`)")
     build = tmp_path_factory.mktemp("android-core")
     proc = subprocess.run(["bash", str(CORE / "test.sh")], env={**os.environ, "BUILD_DIR": str(build)},
                           capture_output=True, text=True, timeout=300)

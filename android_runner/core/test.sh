@@ -11,10 +11,10 @@ junit="${JUNIT_JAR:-/usr/share/java/junit4.jar}"
 hamcrest="${HAMCREST_JAR:-/usr/share/java/hamcrest-core.jar}"
 
 fail() { echo "test.sh: $*" >&2; exit 2; }
-command -v javac >/dev/null || fail "javac not found: install a JDK 17 (make java-deps)"
-command -v java >/dev/null || fail "java not found: install a JDK 17 (make java-deps)"
-[ -f "$junit" ] || fail "$junit not found: install junit4 (make java-deps) or set JUNIT_JAR"
-[ -f "$hamcrest" ] || fail "$hamcrest not found: install junit4 (make java-deps) or set HAMCREST_JAR"
+command -v javac >/dev/null || fail "javac not found: install a JDK 17 (make system-deps)"
+command -v java >/dev/null || fail "java not found: install a JDK 17 (make system-deps)"
+[ -f "$junit" ] || fail "$junit not found: install junit4 (make system-deps) or set JUNIT_JAR"
+[ -f "$hamcrest" ] || fail "$hamcrest not found: install junit4 (make system-deps) or set HAMCREST_JAR"
 
 rm -rf "$build/classes"
 mkdir -p "$build/classes/main" "$build/classes/test"

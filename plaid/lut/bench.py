@@ -56,9 +56,37 @@ def device_settings(target) -> dict[str, Any]:
 
 
 def open_table(target, space_name: str, path: Path | None, create: bool) -> LatencyTable:
+    from plaid.lut.transport import has_session
+
+    if path is None and target.transport != "local" and not has_session(target):
+        # no device connected (plaid search / lut show): use the table measured earlier
+        return LatencyTable.open(saved_table(target))
     meta = target_meta(target, space_name)
     path = path or lut_dir() / f"{meta.name()}.sqlite"
     return LatencyTable.open(path, meta, create=create)
+
+
+def saved_table(target) -> Path:
+    """The one table measured earlier for ``target`` in lut_dir(); a device target's table
+    name depends on the device's fingerprint, so it is found by its meta."""
+    from plaid.errors import UsageError
+
+    found = []
+    for path in sorted(lut_dir().glob(f"{target.name}-*.sqlite")):
+        try:
+            with LatencyTable.open(path) as table:
+                if table.meta.target == target.name:
+                    found.append(path)
+        except PlaidError:
+            continue  # not a table of ours, or damaged: not a candidate
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        how = (f"`plaid bench --target {target.name} --adb-serial SERIAL` (`plaid devices` lists what is attached)"
+               if target.transport == "adb" else f"`plaid bench --target {target.name}` on a connected device")
+        raise UsageError(f"no latency table for {target.name!r} in {lut_dir()} yet: measure one with {how}")
+    raise UsageError(f"{len(found)} latency tables for {target.name!r} (one per device): pick one with "
+                     f"--table, e.g. --table {found[0]}")
 
 
 @dataclass

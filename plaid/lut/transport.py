@@ -77,6 +77,11 @@ def open_session(target, options: dict[str, Any] | None = None) -> Iterator[Sess
         session.close()
 
 
+def has_session(target) -> bool:
+    """Whether a session for ``target`` is open (or needs none: local targets)."""
+    return target.transport == "local" or target.name in _ACTIVE.get()
+
+
 def session_for(target) -> Session:
     """The open session for ``target``; a local target gets one on demand."""
     active = _ACTIVE.get().get(target.name)
