@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.plaid-installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .PHONY: setup system-deps demo test clean
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 # compiled and unit-tested on the host), and adb (the --adb-transport cli path).
 system-deps:
 	@test -f /usr/share/java/junit4.jar && command -v javac >/dev/null && command -v adb >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq default-jdk-headless junit4 adb >/dev/null)
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq default-jdk-headless junit4 adb >/dev/null)
 
 demo: setup
 	$(VENV)/bin/plaid arch show df1
