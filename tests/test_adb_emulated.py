@@ -414,3 +414,20 @@ def test_bench_through_the_adb_executable(dev, tmp_path, models, tflite_cache, a
     assert listed.returncode == 0, listed.stderr
     assert {"serial": dev.address, "state": "device", "model": "Pixel 3", "board": "sdm845"}.items() <= \
         json.loads(listed.stdout)[0].items()
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
+def test_export_times_the_tflite_file_on_the_phone(dev, tmp_path, tflite_cache):
+    env = sd845_env(tmp_path, tflite_cache)
+    out = tmp_path / "bundle"
+    proc = run_plaid("export", "pl1a:16x1-24x1-32x1", "--target", "sd845", "--format", "tflite-fp32",
+                     "--resolution", "32x32", "--parity-samples", "8", "--adb-serial", dev.address,
+                     "--benchmark-binary", str(fake_binary(tmp_path)), "-o", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    art = json.loads((out / "manifest.json").read_text())["artifacts"][0]
+    lat = art["latency"]
+    assert lat["median_ms"] > 0 and lat["threads"] == 4
+    assert "Pixel 3" in lat["where"] and "benchmark_model" in lat["where"]
+    assert any("--graph=" in c and c.startswith("taskset f0 ") for c in dev.commands)
+    assert device_files(dev) == []  # the pushed model and binary are cleaned up

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plaid.cli.adbopts import add_adb_arguments, session_options
 from plaid.cli.render import ProgressBars, console, print_json
 
 EPILOG = """\
@@ -46,16 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for sampled nets (default 0)")
     p.add_argument("--plot", type=Path, help="scatter PNG for --validate (default: next to the table)")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    adb = p.add_argument_group("phones over ADB (targets with transport adb, e.g. sd845)")
-    adb.add_argument("--adb-serial", metavar="SERIAL|HOST:PORT", help="the phone: USB serial or network address")
-    adb.add_argument("--adb-transport", choices=["python", "cli"],
-                     help="python: adb-shell, no adb server needed (default); cli: the adb executable")
-    adb.add_argument("--runner", choices=["benchmark_model", "apk"],
-                     help="benchmark_model: TFLite's native tool (default); apk: the plaid benchmark app")
-    adb.add_argument("--benchmark-binary", type=Path, metavar="PATH",
-                     help="benchmark_model built for the phone, pushed once per run "
-                          "(default: /data/local/tmp/benchmark_model on the phone)")
-    adb.add_argument("--apk", type=Path, metavar="PATH", help="the plaid benchmark app for --runner apk")
+    add_adb_arguments(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -77,7 +69,7 @@ def cmd_bench(args) -> int:
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
     units = space_units(space, res)
     report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}
-    options = _session_options(args, target)
+    options = session_options(args, target)
     if args.dry_run and target.transport == "adb" and not args.adb_serial:
         return _dry_run(args, target, space, res, units, report, known=False)
 
@@ -88,26 +80,6 @@ def cmd_bench(args) -> int:
         if args.dry_run:
             return _dry_run(args, target, space, res, units, report)
         return _build(args, target, space, res, units, report)
-
-
-def _session_options(args, target) -> dict:
-    """Connection options for the target's transport; ADB flags on a local target are a mistake."""
-    from plaid.errors import UsageError
-
-    given = [f"--{k.replace('_', '-')}" for k in ("adb_serial", "adb_transport", "runner", "benchmark_binary", "apk")
-             if getattr(args, k) is not None]
-    if target.transport != "adb":
-        if given:
-            raise UsageError(f"{', '.join(given)} only make sense for targets measured over ADB (e.g. --target sd845); "
-                             f"target {target.name!r} is measured over {target.transport}")
-        return {}
-    if args.apk is not None and args.runner not in (None, "apk"):
-        raise UsageError("--apk goes with --runner apk")
-    if args.benchmark_binary is not None and args.runner == "apk":
-        raise UsageError("--benchmark-binary goes with --runner benchmark_model")
-    runner = args.runner or ("apk" if args.apk is not None else "benchmark_model")
-    return {"serial": args.adb_serial, "adb_transport": args.adb_transport or "python", "runner": runner,
-            "benchmark_binary": args.benchmark_binary, "apk": args.apk}
 
 
 def _build(args, target, space, res, units, report) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from plaid.cli.adbopts import add_adb_arguments, session_options
 from plaid.cli.render import console, print_json
 
 EPILOG = """\
@@ -16,6 +17,8 @@ examples:
   plaid export 'pl1a:48x4-96x8-192x4' --checkpoint runs/RUN/checkpoints/ab12.pt \\
       --format tflite-int8 --calib digits --resolution 32x32 -o out/best
   plaid export df1 --target tx2 -o out/df1-tx2           ONNX + build_engine.py for the Jetson
+  plaid export df1 --target sd845 --calib digits --adb-serial 8ABX0Y1Z -o out/df1-sd845
+                                                         + latency of each TFLite file on the phone
 
 Weights: --checkpoint takes a state_dict saved with torch.save (read with
 weights_only=True) or a .safetensors file; without it the weights are random (latency only).
@@ -45,6 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--list", action="store_true", help="list the formats and exit")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_adb_arguments(p)
     p.set_defaults(func=cmd_export)
 
 
@@ -71,7 +75,17 @@ def cmd_export(args) -> int:
     def log(msg: str) -> None:
         print(f"plaid: {msg}", file=sys.stderr, flush=True)
 
-    result = run_export(req, log=log)
+    from plaid.targets import load_target
+
+    target = load_target(args.target)
+    options = session_options(args, target)
+    if options.get("serial"):
+        from plaid.lut.transport import open_session
+
+        with open_session(target, options):
+            result = run_export(req, log=log)
+    else:
+        result = run_export(req, log=log)
     for name in result.skipped:
         log(f"{name} skipped: it needs --calib DATASET for representative calibration data")
     if args.json:

@@ -86,18 +86,27 @@ def _output_classes(model, hw: tuple[int, int]) -> int:
         return int(model(torch.zeros(1, 3, *hw)).shape[1])
 
 
-def _latency(art, ctx: ExportContext, target) -> dict[str, Any] | None:
-    """Median latency of a TFLite artifact on the host target (the only one reachable here)."""
-    if target.transport != "local" or art.format.startswith(("onnx", "tensorrt")):
-        return None
-    from device_bench.runner import measure_model
-    from device_bench.schema import validate_settings
-    from plaid.lut.bench import device_settings
+def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None:
+    """Latency of a TFLite artifact on the target, with the target's measurement protocol,
+    when the target is reachable: the host, or a phone whose session is open (--adb-serial)."""
+    from plaid.lut.bench import measure_models
+    from plaid.lut.transport import has_session, session_for
 
-    settings = validate_settings({**device_settings(target), "min_seconds": 1.0, "max_seconds": 10.0, "cpus": None})
-    figures = measure_model(str(ctx.stage / art.files[0]), settings)
-    return {"median_ms": figures["median_ms"], "p90_ms": figures["p90_ms"], "runs": figures["runs"],
-            "threads": settings["threads"], "where": f"{target.name}, {settings['threads']} thread(s)"}
+    if art.runtime != "tflite" or not has_session(target):
+        return None
+    got: dict[str, Any] = {}
+    log(f"{art.format}: timing on {target.name}")
+    measure_models(target, [(art.format, ctx.stage / art.files[0])],
+                   lambda key, lat, err: got.update(lat=lat, err=err))
+    lat = got.get("lat")
+    if lat is None:
+        art.notes.append(f"{art.format}: timing on {target.name} failed: {got.get('err', 'no result')}")
+        return None
+    where = session_for(target).describe() if target.transport != "local" else {}
+    return {"median_ms": lat.median_ms, "p90_ms": lat.p90_ms, "runs": lat.runs,
+            "threads": target.protocol.get("threads"),
+            "where": f"{target.name}" + (f" {where.get('device', '')} via {where.get('runner', '')}" if where else
+                                         f", {target.protocol.get('threads')} thread(s)")}
 
 
 def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
@@ -135,7 +144,7 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                 run = exporter.runner(art, ctx)
                 figures = check(run, data.parity, reference, resolved.task, exporter.thresholds) if run else None
                 passed &= bool(figures is None or figures["passed"])
-                latency = _latency(art, ctx, target) if req.measure and (figures is None or figures["passed"]) \
+                latency = _latency(art, ctx, target, log) if req.measure and (figures is None or figures["passed"]) \
                     else None
                 artifacts.append({
                     "format": name, "runtime": exporter.runtime,
