@@ -305,7 +305,7 @@ def test_bench_builds_the_table_resumes_after_unplug_and_cleans_up(dev, tmp_path
     # without a phone, lut show and search find the table measured on it
     shown = run_plaid("lut", "show", "--target", "sd845", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
-    assert len(json.loads(shown.stdout)["entries"]) == N_UNITS
+    assert len(json.loads(shown.stdout)["rows"]) == N_UNITS
     found = run_plaid("search", "--target", "sd845", "--budget", "2", "--epochs", "1", "--train-limit", "64",
                       "--runs-dir", str(tmp_path / "runs"), "--json", env=env)
     assert found.returncode == 0, found.stderr

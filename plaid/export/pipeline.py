@@ -92,7 +92,7 @@ def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None
     from plaid.lut.bench import measure_models
     from plaid.lut.transport import has_session, session_for
 
-    if art.runtime != "tflite" or not has_session(target):
+    if not art.files[0].endswith(".tflite") or not has_session(target):
         return None
     got: dict[str, Any] = {}
     log(f"{art.format}: timing on {target.name}")
