@@ -24,9 +24,16 @@ def _load_builtin() -> None:
     import plaid.spaces.decoder  # noqa: F401
 
 
-@functools.lru_cache(maxsize=None)
 def get_space(name: str, **options: Any) -> Space:
-    """The space called ``name`` with its preset from ``configs/spaces/<name>.toml``."""
+    """The space called ``name`` with its preset from ``configs/spaces/<name>.toml``
+    (cached per configs folder, so a changed $PLAID_CONFIG_DIR is honoured)."""
+    from plaid.config import config_dir
+
+    return _get_space(str(config_dir()), name, **options)
+
+
+@functools.lru_cache(maxsize=None)
+def _get_space(configs: str, name: str, **options: Any) -> Space:
     _load_builtin()
     return SPACES.get(name)(**options)
 
