@@ -122,3 +122,7 @@ def test_no_command_prints_help():
     proc = run_plaid()
     assert proc.returncode == 0
     assert "examples:" in proc.stdout
+
+
+def test_tx2_bench_says_ssh_is_not_driven_yet():
+    one_line_error(run_plaid("bench", "--target", "tx2"), "measured over ssh, which this plaid version cannot drive yet")

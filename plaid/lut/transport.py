@@ -68,6 +68,9 @@ _ACTIVE: contextvars.ContextVar[dict[str, Session]] = contextvars.ContextVar("pl
 def open_session(target, options: dict[str, Any] | None = None) -> Iterator[Session]:
     """Open the session for ``target`` (closed on exit) and make it the one that
     ``session_for(target)`` returns inside the block."""
+    if target.transport not in SESSIONS:
+        raise UsageError(f"target {target.name!r} is measured over {target.transport}, which this plaid version "
+                         f"cannot drive yet (transports: {', '.join(SESSIONS.names())})")
     session = SESSIONS.get(target.transport)(target, **(options or {}))
     token = _ACTIVE.set({**_ACTIVE.get(), target.name: session})
     try:
