@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: from the checkpoint)")
     p.add_argument("--calib-samples", type=int, default=200, help="int8 calibration images (default 200)")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out images for parity (default 256)")
-    p.add_argument("--no-measure", action="store_true", help="skip timing the exported models on the host")
+    p.add_argument("--no-measure", action="store_true", help="skip timing the TFLite files on the target (host, or the phone given by --adb-serial)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--list", action="store_true", help="list the formats and exit")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -130,9 +130,11 @@ def _list(as_json: bool) -> int:
     from rich.table import Table
 
     table = Table(title="export formats")
-    for col in ("format", "runtime", "calibration", "summary"):
+    for col in ("format", "runtime", "calibration", "parity limits", "summary"):
         table.add_column(col)
+    names = {"max_rel_error": "err/scale ≤", "min_cosine": "cos ≥", "min_agreement": "agree ≥"}
     for r in rows:
-        table.add_row(r["format"], r["runtime"], "--calib" if r["needs_calibration"] else "", r["summary"])
+        limits = ", ".join(f"{names[k]} {v:g}" for k, v in r["parity"].items())
+        table.add_row(r["format"], r["runtime"], "--calib" if r["needs_calibration"] else "", limits, r["summary"])
     console().print(table)
     return 0

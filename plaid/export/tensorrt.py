@@ -86,14 +86,14 @@ class _TensorRT(Exporter):
 
 @EXPORTERS.named("tensorrt-fp16")
 class TensorRTFP16(_TensorRT):
-    summary = "TensorRT fp16 engine, built on the Jetson from the bundled ONNX (build_engine.py)"
+    summary = "TensorRT fp16 engine, built on the Jetson by build_engine.py (limits here: its ONNX source)"
     precision = "fp16"
     thresholds = parity.FP32  # checked here on the ONNX source; the engine's limits are in build_engine.py
 
 
 @EXPORTERS.named("tensorrt-int8")
 class TensorRTInt8(_TensorRT):
-    summary = "TensorRT int8 engine, calibrated on the Jetson with the bundled --calib samples"
+    summary = "TensorRT int8 engine, calibrated on the Jetson with the bundled samples (limits here: its ONNX source)"
     precision = "int8"
     needs_calibration = True
     thresholds = parity.FP32
