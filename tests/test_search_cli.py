@@ -79,6 +79,15 @@ def test_search_with_the_proxy_trainer_on_digits(env, tmp_path):
     s = json.loads(out.stdout)
     assert s["trained"] == 2 and all(0.0 <= e["accuracy"] <= 1.0 for e in s["evaluated"])
     assert list((Path(s["run"]) / "checkpoints").glob("*.pt"))
+    # the front names each member's weights, and plaid export takes them as they are
+    best = json.loads((Path(s["run"]) / "front.json").read_text())["front"][-1]
+    bundle = tmp_path / "bundle"
+    exported = run_plaid("export", best["arch"], "--checkpoint", best["checkpoint"], "--format", "onnx",
+                         "--resolution", "32x32", "--calib", "digits", "--parity-samples", "32", "-o", str(bundle),
+                         env=env)
+    assert exported.returncode == 0, exported.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model"]["num_classes"] == 10 and manifest["artifacts"][0]["parity"]["top1_agreement"] == 1.0
 
 
 @pytest.mark.parametrize("args,fragment", [

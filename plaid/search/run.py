@@ -128,6 +128,16 @@ def front_plot(path: Path, result, baselines: dict[str, float], title: str) -> P
     return path
 
 
+def _front_entry(e, evaluator) -> dict:
+    """A front member, with its trained weights when the evaluator kept them (ready for
+    `plaid export ARCH --checkpoint PATH`)."""
+    entry = e.to_json()
+    path = evaluator.checkpoint_path(e.key) if hasattr(evaluator, "checkpoint_path") else None
+    if path is not None and path.is_file():
+        entry["checkpoint"] = str(path)
+    return entry
+
+
 def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Callable[[str], None] = print,
             on_result=None) -> dict[str, Any]:
     """Resolve the config, make sure the target's latency table covers the space, run the
@@ -183,7 +193,7 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     }
     write_json(run / "result.json", summary)
     write_json(run / "front.json", {"target": target.name, "space": space.name, "resolution": list(res),
-                                    "front": [e.to_json() for e in result.front]})
+                                    "front": [_front_entry(e, evaluator) for e in result.front]})
     front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})")
     summary["plot"] = str(run / "front.png")
     return summary
