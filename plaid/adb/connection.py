@@ -9,6 +9,8 @@ connection that drops mid-command raises ``DeviceLost``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import re
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ def tcp_address(serial: str) -> tuple[str, int] | None:
     return (m.group("host").strip("[]"), int(m.group("port"))) if m else None
 
 
-class Connection:
+class Connection(ABC):
     """What the runners need from a device. ``shell`` returns (output, exit status)."""
 
     name = ""
@@ -57,14 +59,17 @@ class Connection:
     def exists(self, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:
         return self.shell(sh("test", "-e", remote), timeout)[1] == 0
 
+    @abstractmethod
     def _shell_raw(self, command: str, timeout: float, what: str) -> str:
-        raise NotImplementedError
+        """The raw output of ``command`` (already carrying the exit-status marker)."""
 
+    @abstractmethod
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        raise NotImplementedError
+        """Copy ``local`` to ``remote`` on the device."""
 
+    @abstractmethod
     def pull(self, remote: str, local: Path, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        raise NotImplementedError
+        """Copy ``remote`` on the device to ``local``."""
 
     def close(self) -> None:
         pass

@@ -13,6 +13,8 @@ Both report results-schema rows through ``on_result`` and remove what they pushe
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import hashlib
 import json
 import re
@@ -57,7 +59,7 @@ def remove_stale_run_dirs(conn: Connection, base: str) -> list[str]:
     return stale
 
 
-class Runner:
+class Runner(ABC):
     """Base: a private run folder on the device, files pushed once, removed at the end."""
 
     name = ""
@@ -75,11 +77,13 @@ class Runner:
     def default_base(self) -> str:
         return TMP
 
+    @abstractmethod
     def version(self) -> str:
-        raise NotImplementedError
+        """The runner's identity for the table (binary or APK hash)."""
 
+    @abstractmethod
     def run(self, models: list[tuple[str, Path]], on_result: Callable[[dict], None]) -> None:
-        raise NotImplementedError
+        """Time ``models`` on the device; ``on_result`` gets one results-schema row each."""
 
     def _mkdir(self, path: str) -> None:
         self.conn.check(sh("mkdir", "-p", path), what=f"creating {path}")

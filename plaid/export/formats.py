@@ -8,6 +8,8 @@ conversion are made once per export and shared by every format that needs them."
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +80,7 @@ class ExportContext:
         return self._tflite
 
 
-class Exporter:
+class Exporter(ABC):
     """One deployment format. Subclasses set the class attributes and implement ``export``."""
 
     name: ClassVar[str]
@@ -89,8 +91,9 @@ class Exporter:
     thresholds: ClassVar[Thresholds]
     runtime: ClassVar[str]
 
+    @abstractmethod
     def export(self, ctx: ExportContext) -> Artifact:
-        raise NotImplementedError  # each format writes its own files
+        """Write this format's files into ``ctx.stage``."""
 
     def runner(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray] | None:
         """NCHW float batch -> outputs in PyTorch's layout, in the real runtime; None if absent."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from plaid.errors import PlaidError, UsageError
+from plaid.errors import UsageError
 from plaid.export import bundle
 from plaid.export.formats import EXPORTERS, ExportContext, load_formats, scratch
 
@@ -187,6 +187,3 @@ def failure_summary(manifest: dict[str, Any]) -> str:
     bad = [(a["format"], a["parity"]["failures"]) for a in manifest["artifacts"]
            if a.get("parity") and not a["parity"]["passed"]]
     return "; ".join(f"{fmt}: {', '.join(f)}" for fmt, f in bad)
-
-
-__all__ = ["ExportRequest", "ExportResult", "run_export", "choose_formats", "failure_summary", "PlaidError"]

@@ -11,6 +11,8 @@ only when used) drives a phone. A command opens the session it needs with
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import contextlib
 import contextvars
 import json
@@ -32,14 +34,14 @@ class DeviceLost(PlaidError):
     """The device went away in the middle of a command (unplugged, rebooted, reset)."""
 
 
-class Session:
+class Session(ABC):
     """One target connection. Subclasses implement identity, settings and measure."""
 
     transport = ""
 
+    @abstractmethod
     def identity(self) -> tuple[str, dict]:
         """(runtime version, device fingerprint) for the latency table's meta."""
-        raise NotImplementedError
 
     def table_settings(self, protocol: dict) -> dict:
         """The protocol keys that define what a measurement means (the table identity)."""
@@ -49,12 +51,12 @@ class Session:
         """What to show people about the device (empty for this host)."""
         return {}
 
+    @abstractmethod
     def measure(self, models: list[tuple[str, Path]], on_event: Callable[[Event], None],
                 progress: Progress) -> None:
         """Time ``models`` [(key, tflite path)]; ``on_event`` gets device_bench-style events:
         ``{"event": "result", "key", "status", "median_ms", ..., "info": {...}}`` and
         ``{"event": "warning", "message": "..."}``."""
-        raise NotImplementedError
 
     def close(self) -> None:
         pass
