@@ -1,5 +1,5 @@
-"""Readers for the reference layer dumps in ../shared/reference/layers/ (the spec the
-builders must reproduce). Caffe-style dumps list each layer with its output shape; the
+"""Readers for the reference layer dumps in tests/data/reference/ (the spec the
+builders must reproduce; see tests/data/reference/README.md for where they come from). Caffe-style dumps list each layer with its output shape; the
 PL1A-Seg ncnn dump lists ncnn params, so shapes and MACs are propagated here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-REF_DIR = Path(os.environ.get("PLAID_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference" / "layers"))
+REF_DIR = Path(os.environ.get("PLAID_REFERENCE_DIR", Path(__file__).resolve().parent / "data" / "reference"))
 
 _CAFFE_CONV = re.compile(
     r"^(?P<name>\S+)\s+(?P<type>Convolution|Deconvolution)\s+in=\S+\s+out=\((?P<shape>[\d, ]+)\)\s+"
