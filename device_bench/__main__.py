@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from device_bench.runner import emit_line, run_plan, write_json_atomic
+from device_bench.runner import OutputError, check_output, emit_line, run_plan, write_json_atomic
 from device_bench.schema import SchemaError, validate_plan
 
 
@@ -27,9 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError, SchemaError) as exc:
         print(f"device_bench: error: {args.plan}: {exc}", file=sys.stderr)
         return 2
+    try:
+        if args.output:
+            check_output(args.output)  # before the plan runs, not after
+    except OutputError as exc:
+        print(f"device_bench: error: {args.output}: {exc}", file=sys.stderr)
+        return 2
     doc = run_plan(plan, args.plan.resolve().parent, emit=(lambda e: None) if args.quiet else emit_line)
     if args.output:
-        write_json_atomic(args.output, doc)
+        try:
+            write_json_atomic(args.output, doc)
+        except (OSError, OutputError) as exc:
+            print(f"device_bench: error: {args.output}: {exc}", file=sys.stderr)
+            return 2
     return 0 if all(r["status"] == "ok" for r in doc["results"]) else 1
 
 

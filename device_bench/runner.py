@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -135,10 +137,40 @@ def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: No
     return doc
 
 
+class OutputError(Exception):
+    """An output path that must not be written (reported as one line)."""
+
+
+def check_output(path: Path) -> None:
+    """OutputError if ``path`` exists and is not a regular file (a link is not followed)."""
+    try:
+        mode = os.lstat(str(path)).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OutputError("exists and is not a regular file; refusing to write it")
+
+
 def write_json_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    """Write through an unpredictable temp name (O_EXCL) next to ``path``, fsync, rename
+    over it; on an error the temp file is removed. (plaid.fsio does the same for plaid;
+    device_bench runs on devices without plaid.)"""
+    check_output(path)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".{}.".format(path.name), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            mask = os.umask(0o077)  # read the umask: give the mode open() would
+            os.umask(mask)
+            os.fchmod(fh.fileno(), 0o666 & ~mask)
+            fh.write(json.dumps(doc, indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        check_output(path)
+        os.replace(tmp, str(path))
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def emit_line(event: dict) -> None:

@@ -8,7 +8,6 @@ rewrites the input .onnx in place, so it works on a copy in a private folder."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -16,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from plaid.errors import PlaidError
+from plaid.fsio import atomic_path, file_hash
 
 CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 OPSET = 20
@@ -59,21 +59,21 @@ def export_onnx(module, input_shape: tuple[int, ...], path: Path) -> Path:
 
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     quiet = io.StringIO()
     prev = logging.getLogger("torch.onnx").level
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), torch.no_grad():
-            torch.onnx.export(module, (torch.zeros(*input_shape),), str(tmp), dynamo=True, opset_version=OPSET,
-                              external_data=False, input_names=["input"], output_names=["output"],
-                              verbose=False)
-    except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
-        tmp.unlink(missing_ok=True)
-        raise PlaidError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        with atomic_path(path) as tmp:
+            try:
+                with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), torch.no_grad():
+                    torch.onnx.export(module, (torch.zeros(*input_shape),), str(tmp), dynamo=True,
+                                      opset_version=OPSET, external_data=False, input_names=["input"],
+                                      output_names=["output"], verbose=False)
+            except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
+                raise PlaidError(f"ONNX export failed: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:300]}") from exc
     finally:
         logging.getLogger("torch.onnx").setLevel(prev)
-    os.replace(tmp, path)
     return path
 
 
@@ -118,9 +118,8 @@ def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> 
         if not produced.is_file():
             raise PlaidError(f"onnx2tf produced no fp32 model for {onnx_path.name}")
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(out_path.name + ".part")
-        shutil.copyfile(produced, tmp)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path) as tmp:
+            shutil.copyfile(produced, tmp)
     return out_path
 
 
@@ -150,14 +149,15 @@ def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[P
     onnx_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plaid-export-") as tmp:
         onnx_tmp = export_onnx(module, input_shape, Path(tmp) / "m.onnx")
-        h = hashlib.sha256(onnx_tmp.read_bytes())
+        h = file_hash(onnx_tmp, "sha256")
         for k, v in sorted(tool_versions().items()):
             h.update(f"{k}={v};".encode())
         digest = h.hexdigest()[:32]
         out = cache / "tflite" / f"{digest}.tflite"
         onnx_path = onnx_dir / f"{digest}.onnx"
         if not out.is_file():
-            shutil.copyfile(onnx_tmp, onnx_path)
+            with atomic_path(onnx_path) as dest:
+                shutil.copyfile(onnx_tmp, dest)
     return onnx_path, out
 
 

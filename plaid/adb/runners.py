@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import hashlib
 import json
 import re
 import secrets
@@ -28,20 +27,13 @@ from plaid.adb import benchmark_model as bm
 from plaid.adb.connection import Connection
 from plaid.adb.shell import sh
 from plaid.errors import PlaidError, UsageError
+from plaid.fsio import file_digest
 from plaid.lut.transport import DeviceLost
 from plaid.registry import Registry
 
 RUNNERS: Registry[type] = Registry("runner")
 TMP = "/data/local/tmp"
 PLAN_KEYS = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus")
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 - an identity, not security
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _RUN_DIR = re.compile(r"^plaid-[0-9a-f]{8}$")
@@ -121,7 +113,7 @@ class BenchmarkModelRunner(Runner):
         tool gives another table)."""
         if not self._version:
             if self.benchmark_binary is not None:
-                digest = _md5(Path(self.benchmark_binary))
+                digest = file_digest(self.benchmark_binary, "md5")  # an identity, not security
             else:
                 out, rc = self.conn.shell(sh("md5sum", self.ON_DEVICE) + " 2>&1")
                 if rc != 0 or not out.split():
@@ -189,7 +181,7 @@ class ApkRunner(Runner):
         return APP_DIR
 
     def version(self) -> str:
-        return f"plaid-bench-apk-{_md5(Path(self.apk))[:12]}"
+        return f"plaid-bench-apk-{file_digest(self.apk, 'md5')[:12]}"
 
     def prepare(self) -> None:
         if self._prepared:

@@ -49,16 +49,15 @@ def _open(args):
 
 def cmd_export(args) -> int:
     from plaid.errors import UsageError
+    from plaid.fsio import atomic_open
     from plaid.lut.store import export_rows, write_csv, write_json
 
     with _open(args) as table:
         rows = export_rows(table)
         if args.output:
             try:
-                tmp = args.output.with_name(args.output.name + ".part")
-                with open(tmp, "w", newline="") as fh:
+                with atomic_open(args.output, "w", newline="") as fh:
                     (write_csv(rows, fh) if args.csv else write_json(rows, fh, table.meta))
-                tmp.replace(args.output)
             except OSError as exc:
                 raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
         else:

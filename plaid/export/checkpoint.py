@@ -5,13 +5,13 @@ or extra tensor or a shape mismatch is one clear error, not a half-initialised m
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plaid.errors import UsageError
+from plaid.fsio import file_digest
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,6 @@ class Checkpoint:
 
     def describe(self) -> dict[str, Any]:
         return {"file": self.path.name, "format": self.format, "sha256": self.sha256, "tensors": len(self.state)}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -62,7 +54,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                              "it was not run") from exc
         fmt = "torch"
     state = _unwrap(state, path)
-    return Checkpoint(path, fmt, sha256_file(path), state)
+    return Checkpoint(path, fmt, file_digest(path), state)
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

@@ -112,9 +112,9 @@ def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None
 def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     from plaid import __version__
     from plaid.convert import tool_versions
-    from plaid.export.checkpoint import sha256_file
     from plaid.export.data import export_data
     from plaid.export.parity import check, torch_outputs
+    from plaid.fsio import file_digest
     from plaid.targets import load_target
     from plaid.zoo import resolve
 
@@ -168,7 +168,7 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                 "files": {},
             }
             for path in sorted(p for p in stage.iterdir() if p.is_file()):
-                manifest["files"][path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+                manifest["files"][path.name] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
             if not passed:
                 for path in list(stage.iterdir()):
                     path.unlink()

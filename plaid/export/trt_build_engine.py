@@ -19,7 +19,9 @@ import argparse
 import hashlib
 import json
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -64,13 +66,50 @@ def mismatches(built: dict, here: dict) -> list[str]:
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def refuse_special(path: Path) -> None:
+    """BuildError if ``path`` exists and is not a regular file (a link is not followed)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise BuildError(f"refusing to write {path}: it exists and is not a regular file")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through an unpredictable temp name (O_EXCL) next to ``path``, fsync, rename
+    over it; refuse a ``path`` that exists and is not a regular file. plaid.fsio does the
+    same for plaid; this script must run without plaid."""
+    refuse_special(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            mask = os.umask(0o077)  # read the umask: give the mode open() would
+            os.umask(mask)
+            os.fchmod(fh.fileno(), 0o666 & ~mask)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def build(onnx_path: Path, engine_path: Path, precision: str, calib_path: Path | None, workspace_mb: int) -> dict:
     import numpy as np
     import tensorrt as trt
 
+    for out in (engine_path, engine_path.with_suffix(".json")):
+        refuse_special(out)  # before minutes of building, not after
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -95,12 +134,10 @@ def build(onnx_path: Path, engine_path: Path, precision: str, calib_path: Path |
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError("TensorRT failed to build the engine (see its log above)")
-    tmp = engine_path.with_name(engine_path.name + ".part")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, engine_path)
+    write_atomic(engine_path, bytes(serialized))
     meta = {**device_identity(), "precision": precision, "onnx_sha256": sha256(onnx_path),
             "engine_sha256": sha256(engine_path)}
-    engine_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_atomic(engine_path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
     return meta
 
 
@@ -127,7 +164,7 @@ def _calibrator(trt, samples, cache: Path):
             return cache.read_bytes() if cache.is_file() else None
 
         def write_calibration_cache(self, data) -> None:
-            cache.write_bytes(bytes(data))
+            write_atomic(cache, bytes(data))
 
     return Calibrator()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from plaid.errors import PlaidError, UsageError
+from plaid.fsio import fsync_dir
 from plaid.lut.latency import Latency
 
 EXPORT_FIELDS = ("key", "median_ms", "p90_ms", "std_ms", "cv", "runs", "measured_at", "kind")
@@ -144,7 +145,7 @@ class LatencyTable:
                 pass
             except OSError:  # filesystem without hard links
                 os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -294,15 +295,6 @@ def write_json(rows: list[dict], fh: IO[str], meta: TableMeta | None = None) -> 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _check_header(path: Path) -> None:

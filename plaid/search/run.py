@@ -5,7 +5,6 @@ front.json, result.json, front.png)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Callable
 
 from plaid import __version__
 from plaid.errors import UsageError
+from plaid.fsio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,7 @@ def load_run(run: Path) -> SearchConfig:
 
 
 def write_json(path: Path, doc: Any) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], None]):

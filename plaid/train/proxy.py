@@ -9,13 +9,13 @@ training, so the same model, data and config give the same top-1 on the same mac
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 from plaid.errors import UsageError
+from plaid.fsio import atomic_path
 from plaid.train.datasets import Dataset
 
 Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean train loss)
@@ -161,10 +161,6 @@ def save_checkpoint(model, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
