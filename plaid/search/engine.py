@@ -1,9 +1,14 @@
-"""Partial Order Pruning (DESIGN.md §4).
+"""Partial Order Pruning (DESIGN.md §4) with a rule that survives real data.
 
-Ŝ: candidates whose predicted latency is in the window; D: trained (latency, accuracy);
-B(D): its boundary; P: pruned. After each round, every trained net ``a`` that a boundary
-net ``b`` dominates prunes each open candidate a' ≼ a with Lat(a') ≥ Lat(b): by the
-partial-order assumption Acc(a') ≤ Acc(a) ≤ Acc(b), so a' cannot lift the boundary."""
+Ŝ: candidates whose predicted latency is in the window — the whole space when it can be
+enumerated (up to ``MAX_ENUMERATE``), else a uniform sample that is topped up by bounded
+rejection sampling from Ŝ \\ P as the search eats it. D: trained (latency, accuracy).
+B(D): its boundary. P: pruned, kept as generators by :mod:`plaid.search.pruning` (margin
+δ learnt from the run, consistency, probes before large prunes, a self-audit).
+
+Each round is one of: a *probe* (a candidate that vouches for or contradicts a large
+pending prune), an *audit* (a pruned candidate, uniformly, ``audit`` share of the
+trainings) or the strategy's pick. Every one of them counts against the budget."""
 
 from __future__ import annotations
 
@@ -14,9 +19,13 @@ from typing import Any, Callable
 import numpy as np
 
 from plaid.errors import UsageError
-from plaid.search.front import dominates, pareto_front
+from plaid.search.front import pareto_front
 from plaid.search.order import OrderIndex
+from plaid.search.pruning import Margin, Pruner, wilson
 from plaid.search.strategies import STRATEGIES, Strategy
+
+MAX_ENUMERATE = 1_000_000  # finite spaces up to this size are searched whole
+DEFAULT_SAMPLE = 4096  # reference sample of a space too large to enumerate
 
 
 @dataclass(frozen=True)
@@ -26,9 +35,11 @@ class Evaluated:
     arch: Any
     latency: float
     accuracy: float
+    role: str = "search"  # search | probe | audit
 
     def to_json(self) -> dict:
-        return {"index": self.index, "arch": self.key, "latency": self.latency, "accuracy": self.accuracy}
+        return {"index": self.index, "arch": self.key, "latency": self.latency, "accuracy": self.accuracy,
+                "role": self.role}
 
 
 @dataclass
@@ -43,6 +54,10 @@ class SearchResult:
     window: tuple[float, float]
     stop_reason: str
     pruned_keys: list[str] = field(default_factory=list)
+    pruned_fraction_ci95: tuple[float, float] = (0.0, 1.0)
+    margin: dict = field(default_factory=dict)
+    audit: dict = field(default_factory=dict)
+    probes: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -50,6 +65,8 @@ class SearchResult:
             "front": [e.to_json() for e in self.front],
             "candidates": self.candidates, "trained": self.trained, "pruned": self.pruned,
             "pruned_fraction": self.pruned_fraction, "pruned_fraction_is_exact": self.exact,
+            "pruned_fraction_ci95": list(self.pruned_fraction_ci95),
+            "margin": self.margin, "audit": self.audit, "probes": self.probes,
             "window": list(self.window), "stop_reason": self.stop_reason,
         }
 
@@ -57,133 +74,216 @@ class SearchResult:
 class SearchState:
     """What strategies see: candidates, their latencies, masks, the boundary."""
 
-    def __init__(self, space: Any, candidates: list, latencies: np.ndarray) -> None:
+    def __init__(self, space: Any, pruner: Pruner) -> None:
         self.space = space
-        self.candidates = candidates
-        self.keys = [space.key(c) for c in candidates]
-        self.latencies = latencies
-        self.order = OrderIndex(space, candidates)
-        n = len(candidates)
-        self.trained_mask = np.zeros(n, dtype=bool)
-        self.pruned_mask = np.zeros(n, dtype=bool)
-        self.accuracy = np.full(n, np.nan)
+        self.pruner = pruner
+        self.order = pruner.order
+        self._keys: dict[int, str] = {}
+
+    @property
+    def candidates(self) -> list:
+        return self.order.candidates
+
+    @property
+    def latencies(self) -> np.ndarray:
+        return self.pruner.lat
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.pruner.acc
+
+    @property
+    def trained_mask(self) -> np.ndarray:
+        return self.pruner.trained
+
+    @property
+    def pruned_mask(self) -> np.ndarray:
+        return self.pruner.pruned_mask
 
     @property
     def open_mask(self) -> np.ndarray:
-        return ~(self.trained_mask | self.pruned_mask)
+        return ~(self.pruner.trained | self.pruner.pruned_mask)
+
+    def key(self, i: int) -> str:
+        k = self._keys.get(i)
+        if k is None:
+            k = self._keys[i] = self.space.key(self.order.candidates[i])
+        return k
+
+    def front_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boundary of the trained set: (indices, latencies, accuracies), by latency."""
+        idx = np.flatnonzero(self.pruner.trained)
+        if not len(idx):
+            return idx, np.zeros(0), np.zeros(0)
+        lat, acc = self.pruner.lat[idx], self.pruner.acc[idx]
+        order = np.lexsort((-acc, lat))
+        best = np.maximum.accumulate(acc[order])
+        keep = np.ones(len(order), dtype=bool)
+        keep[1:] = acc[order][1:] > best[:-1]
+        sel = order[keep]
+        return idx[sel], lat[sel], acc[sel]
 
     def front_points(self) -> list[tuple[float, float]]:
-        idx = np.flatnonzero(self.trained_mask)
-        return pareto_front([(self.latencies[i], self.accuracy[i]) for i in idx], lat=lambda p: p[0],
-                            acc=lambda p: p[1])
-
-    def record(self, i: int, accuracy: float) -> None:
-        self.trained_mask[i] = True
-        self.accuracy[i] = accuracy
-
-    def prune(self) -> int:
-        """Apply the pruning rule for every dominated trained net; returns newly pruned."""
-        front = self.front_points()
-        before = int(self.pruned_mask.sum())
-        for i in np.flatnonzero(self.trained_mask):
-            la, aa = self.latencies[i], self.accuracy[i]
-            dominating = [lb for lb, ab in front if dominates(lb, ab, la, aa)]
-            if not dominating:
-                continue
-            threshold = min(dominating)
-            hit = self.order.down(i) & self.open_mask & (self.latencies >= threshold)
-            self.pruned_mask |= hit
-        return int(self.pruned_mask.sum()) - before
+        _, lat, acc = self.front_arrays()
+        return list(zip(lat.tolist(), acc.tolist()))
 
 
-def candidate_pool(space: Any, latency: Callable, window: tuple[float, float] | None, pool: int,
-                   rng: random.Random) -> tuple[list, np.ndarray, bool]:
-    """Ŝ: the whole space when it can be enumerated (and is not larger than ``pool``),
-    else ``pool`` distinct samples. Bounded: never loops forever on an empty window."""
-    lo, hi = window if window else (float("-inf"), float("inf"))
-    archs: list = []
-    exact = False
+def _window_bounds(window):
+    return window if window else (float("-inf"), float("inf"))
+
+
+def enumerate_window(space: Any, latency: Callable, window, cap: int) -> tuple[list, np.ndarray] | None:
+    """The whole window of a finite space, or None when it has more than ``cap`` members
+    (or no ``enumerate``)."""
     enumerate_ = getattr(space, "enumerate", None)
-    if enumerate_ is not None:
-        try:
-            it = enumerate_()
-            first = []
-            for a in it:
-                first.append(a)
-                if len(first) > pool:
-                    break
-            if len(first) <= pool:
-                archs, exact = first, True
-        except NotImplementedError:
-            pass
-    if not exact:
-        seen: set = set()
-        for _ in range(pool * 50):
-            a = space.sample(rng)
-            if a in seen:
-                continue
-            seen.add(a)
-            lat = latency(a)
-            if lo <= lat <= hi:
-                archs.append(a)
-                if len(archs) == pool:
-                    break
-        lats = np.array([latency(a) for a in archs], dtype=float)
-        return archs, lats, False
+    if enumerate_ is None:
+        return None
+    try:
+        archs = []
+        for a in enumerate_():
+            archs.append(a)
+            if len(archs) > cap:
+                return None
+    except NotImplementedError:
+        return None
+    lo, hi = _window_bounds(window)
     lats = np.array([latency(a) for a in archs], dtype=float)
     keep = (lats >= lo) & (lats <= hi)
-    return [a for a, k in zip(archs, keep) if k], lats[keep], True
+    return [a for a, k in zip(archs, keep) if k], lats[keep]
+
+
+class Sampler:
+    """Bounded rejection sampling from the window of a space too large to enumerate."""
+
+    def __init__(self, space: Any, latency: Callable, window, rng: random.Random) -> None:
+        self.space, self.latency, self.rng = space, latency, rng
+        self.lo, self.hi = _window_bounds(window)
+        self.seen: set = set()
+
+    def draw(self, n: int, attempts: int) -> tuple[list, np.ndarray]:
+        archs, lats = [], []
+        for _ in range(attempts):
+            a = self.space.sample(self.rng)
+            if a in self.seen:
+                continue
+            self.seen.add(a)
+            lat = float(self.latency(a))
+            if self.lo <= lat <= self.hi:
+                archs.append(a)
+                lats.append(lat)
+                if len(archs) == n:
+                    break
+        return archs, np.array(lats, dtype=float)
 
 
 def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any], float], budget: int,
            strategy: str | Strategy = "pop", seed: int = 0, window: tuple[float, float] | None = None,
-           journal: Any = None, batch: int = 1, pool: int = 2000,
+           journal: Any = None, batch: int = 1, pool: int | None = None, margin: float | None = None,
+           audit: float = 0.05, probe_min: int = 64,
            on_result: Callable[[Evaluated, "SearchState"], None] | None = None) -> SearchResult:
     """Run POP on ``space`` with at most ``budget`` trainings (calls to ``accuracy``).
 
     ``space`` needs ``sample(rng)``, ``le(a, b)``, ``key(a)`` and, for finite spaces,
-    ``enumerate()``; ``embed(a)`` (order-embedding vector) makes large pools fast.
+    ``enumerate()``; ``embed(a)`` (order-embedding vector) makes large spaces fast.
+    ``pool`` caps Ŝ explicitly (a sample of that size); ``margin`` fixes δ (None: learnt);
+    ``audit`` is the share of trainings spent on pruned candidates (0 turns it off);
+    ``probe_min``: prunes larger than this wait for a probe (see plaid.search.pruning).
     ``journal`` (plaid.search.journal.Journal) records each training as it finishes and
     replays recorded ones on resume."""
     if budget < 1:
         raise UsageError(f"budget must be at least 1 training, got {budget}")
     if batch < 1:
         raise UsageError(f"batch must be >= 1, got {batch}")
+    if pool is not None and pool < 1:
+        raise UsageError(f"pool must be at least 1 candidate, got {pool}")
+    if not 0 <= audit < 1:
+        raise UsageError(f"audit share must be in [0, 1), got {audit}")
+    if margin is not None and not margin >= 0:
+        raise UsageError(f"margin must be >= 0, got {margin}")
     if window is not None and window[0] > window[1]:
         raise UsageError(f"latency window {window[0]}:{window[1]} is empty (min > max)")
     strat = STRATEGIES.get(strategy)() if isinstance(strategy, str) else strategy
     rng = random.Random(seed)
-    archs, lats, exact = candidate_pool(space, latency, window, pool, rng)
+    whole = enumerate_window(space, latency, window, min(pool or MAX_ENUMERATE, MAX_ENUMERATE))
+    sampler = None
+    if whole is not None:
+        archs, lats = whole
+        exact = True
+    else:
+        sampler = Sampler(space, latency, window, rng)
+        size = pool or DEFAULT_SAMPLE
+        archs, lats = sampler.draw(size, size * 50)
+        exact = False
     win = window or ((float(lats.min()), float(lats.max())) if len(lats) else (0.0, 0.0))
     if not archs:
         raise UsageError(f"no architecture of space {getattr(space, 'name', space)!r} has a predicted latency "
                          f"in the window {win[0]:g}:{win[1]:g}")
-    state = SearchState(space, archs, lats)
+    order = OrderIndex(space, archs)
+    pruner = Pruner(order, Margin(fixed=margin, seed=seed), probe_min=probe_min)
+    pruner.extend(lats)
+    state = SearchState(space, pruner)
+    refill_at = len(archs) // 4
     evaluated: list[Evaluated] = []
     stop = "budget spent"
+
+    def train(i: int, role: str) -> None:
+        key = state.key(i)
+        recorded = journal.replay(len(evaluated), key) if journal is not None else None
+        acc = recorded if recorded is not None else float(accuracy(order.candidates[i]))
+        ev = Evaluated(len(evaluated), key, order.candidates[i], float(pruner.lat[i]), acc, role)
+        if journal is not None and recorded is None:
+            journal.record(ev)
+        if role == "audit":
+            generator = int(pruner.pruned_by[i])
+            _, flat, facc = state.front_arrays()
+            lifted = not bool(((flat <= ev.latency) & (facc >= acc)).any())
+            pruner.record(i, acc)
+            pruner.audited(i, generator, acc, lifted)
+        else:
+            pruner.record(i, acc)
+        evaluated.append(ev)
+        if on_result is not None:
+            on_result(ev, state)
+
     while len(evaluated) < budget:
-        picks = strat.select(state, min(batch, budget - len(evaluated)), rng)
+        if sampler is not None and int(state.open_mask.sum()) < refill_at:
+            new, new_lats = sampler.draw(max(1, len(archs) // 2), len(archs) * 10)
+            if new:
+                order.extend(new)
+                pruner.extend(new_lats)
+        role, picks = "search", []
+        if strat.prunes:
+            probe = pruner.probe()
+            if probe is not None:
+                role, picks = "probe", [probe]
+            elif audit > 0 and pruner.audit.audited < int(audit * (len(evaluated) + 1)) and pruner.pruned_mask.any():
+                pruned = np.flatnonzero(pruner.pruned_mask)
+                role, picks = "audit", [int(pruned[rng.randrange(len(pruned))])]
+        if not picks:
+            picks = strat.select(state, min(batch, budget - len(evaluated)), rng)
         if not picks:
             stop = "every candidate trained or pruned"
             break
         for i in picks:
-            key = state.keys[i]
-            recorded = journal.replay(len(evaluated), key) if journal is not None else None
-            acc = recorded if recorded is not None else float(accuracy(archs[i]))
-            ev = Evaluated(len(evaluated), key, archs[i], float(lats[i]), acc)
-            if journal is not None and recorded is None:
-                journal.record(ev)
-            state.record(i, acc)
-            evaluated.append(ev)
-            if on_result is not None:
-                on_result(ev, state)
+            train(int(i), role)
         if strat.prunes:
-            state.prune()
+            _, flat, facc = state.front_arrays()
+            pruner.update(flat, facc)
     else:
-        if not state.open_mask.any():
+        if not state.open_mask.any() and not pruner.held:
             stop = "every candidate trained or pruned"
     front = pareto_front(evaluated)
-    pruned = int(state.pruned_mask.sum())
-    return SearchResult(evaluated=evaluated, front=front, candidates=len(archs), trained=len(evaluated),
-                        pruned=pruned, exact=exact, pruned_fraction=pruned / len(archs), window=win,
-                        stop_reason=stop, pruned_keys=[state.keys[i] for i in np.flatnonzero(state.pruned_mask)])
+    n = len(order.candidates)
+    pruned = int(pruner.pruned_mask.sum())
+    keys = [state.key(int(i)) for i in np.flatnonzero(pruner.pruned_mask)] if n <= 200_000 else []
+    m = pruner.margin
+    margin_report = {"delta": m.value, "fixed": m.fixed is not None, "alpha": m.alpha,
+                     "comparable_pairs": m.pairs, "violations": m.violations,
+                     "violation_rate": m.violations / m.pairs if m.pairs else None,
+                     "latency_inversions": m.latency_inversions, "excess": m.quantiles()}
+    return SearchResult(evaluated=evaluated, front=front, candidates=n, trained=len(evaluated),
+                        pruned=pruned, exact=exact, pruned_fraction=pruned / n, window=win,
+                        stop_reason=stop, pruned_keys=keys,
+                        pruned_fraction_ci95=(pruned / n, pruned / n) if exact else wilson(pruned, n),
+                        margin=margin_report, audit={**pruner.audit.to_json(), "share": audit},
+                        probes=sum(e.role == "probe" for e in evaluated))

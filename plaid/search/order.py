@@ -1,8 +1,10 @@
-"""Fast partial-order queries over a fixed candidate list.
+"""Partial-order queries over a growing candidate list, vectorised.
 
 A space may offer ``embed(arch) -> tuple[int, ...]`` such that a ≼ b exactly when
-embed(a) <= embed(b) componentwise; then the whole order matrix is a few numpy
-comparisons. Otherwise ``le`` is called pairwise (fine for small pools)."""
+embed(a) <= embed(b) componentwise; then "which candidates lie below these k" is k·d
+numpy comparisons over a column per gene (no n×n matrix, so 10⁶ candidates fit).
+Without an embedding, ``le`` is called pairwise and the answers are cached (small pools
+only)."""
 
 from __future__ import annotations
 
@@ -10,28 +12,82 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# candidates x candidates boolean work per chunk of down-set queries (bounds memory)
+_CHUNK_CELLS = 8_000_000
+
 
 class OrderIndex:
-    def __init__(self, space: Any, candidates: Sequence[Any]) -> None:
+    def __init__(self, space: Any, candidates: Sequence[Any] = ()) -> None:
         self.space = space
-        self.candidates = list(candidates)
-        n = len(self.candidates)
+        self.candidates: list = []
+        self._embed = getattr(space, "embed", None)
+        self._cols: np.ndarray | None = None  # (d, n) embedding, one row per gene
         self._rows: dict[int, np.ndarray] = {}
-        self.matrix: np.ndarray | None = None  # matrix[i, j]: candidate j ≼ candidate i
-        embed = getattr(space, "embed", None)
-        if embed is not None and n:
-            e = np.array([embed(c) for c in self.candidates], dtype=np.int64)
-            self.matrix = np.zeros((n, n), dtype=bool)
-            step = max(1, 4_000_000 // max(1, n * e.shape[1]))
-            for s in range(0, n, step):
-                self.matrix[s:s + step] = (e[None, :, :] <= e[s:s + step, None, :]).all(axis=2)
-        elif n <= 400:
-            self.matrix = np.array([[space.le(b, a) for b in self.candidates] for a in self.candidates], dtype=bool)
+        self.extend(candidates)
 
-    def down(self, i: int) -> np.ndarray:
-        """Boolean mask of candidates j with candidates[j] ≼ candidates[i]."""
-        if self.matrix is not None:
-            return self.matrix[i]
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def vectorised(self) -> bool:
+        return self._embed is not None
+
+    def extend(self, archs: Sequence[Any]) -> None:
+        archs = list(archs)
+        if not archs:
+            return
+        self.candidates.extend(archs)
+        if self._embed is not None:
+            e = np.array([self._embed(a) for a in archs], dtype=np.int64).T
+            dtype = np.int16 if e.size and np.abs(e).max() < 2**15 else np.int64
+            e = e.astype(dtype)
+            if self._cols is None:
+                self._cols = e
+            else:
+                self._cols = np.concatenate([self._cols.astype(np.result_type(self._cols, e)), e], axis=1)
+        else:
+            self._rows.clear()
+
+    def embedding(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """(n, d) embedding rows (vectorised spaces only)."""
+        assert self._cols is not None
+        return (self._cols if idx is None else self._cols[:, idx]).T
+
+    def down(self, i: int, cols: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask (over ``cols``, default all candidates) of candidates j ≼ candidates[i]."""
+        return self.down_many(np.array([i]), cols)[0]
+
+    def down_many(self, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """(len(rows), len(cols)) mask: cell [r, c] is True when candidates[cols[c]] ≼ candidates[rows[r]]."""
+        rows = np.asarray(rows, dtype=np.int64)
+        n = len(self.candidates)
+        cols_idx = np.arange(n) if cols is None else np.asarray(cols, dtype=np.int64)
+        if self._cols is None:
+            return np.array([self._row(int(r))[cols_idx] for r in rows], dtype=bool).reshape(len(rows), len(cols_idx))
+        sub = self._cols[:, cols_idx] if cols is not None else self._cols
+        top = self._cols[:, rows]
+        out = np.empty((len(rows), len(cols_idx)), dtype=bool)
+        step = max(1, _CHUNK_CELLS // max(1, len(cols_idx)))
+        for s in range(0, len(rows), step):
+            block = out[s:s + step]
+            block[...] = True
+            for g in range(sub.shape[0]):
+                block &= sub[g][None, :] <= top[g, s:s + step, None]
+        return out
+
+    def up(self, i: int, cols: np.ndarray | None = None) -> np.ndarray:
+        """Mask (over ``cols``) of candidates j with candidates[i] ≼ candidates[j]."""
+        cols_idx = np.arange(len(self.candidates)) if cols is None else np.asarray(cols, dtype=np.int64)
+        if self._cols is None:
+            a = self.candidates[i]
+            return np.array([self.space.le(a, self.candidates[j]) for j in cols_idx], dtype=bool)
+        sub = self._cols[:, cols_idx]
+        mask = np.ones(len(cols_idx), dtype=bool)
+        for g in range(sub.shape[0]):
+            mask &= sub[g] >= self._cols[g, i]
+        return mask
+
+    def _row(self, i: int) -> np.ndarray:
         row = self._rows.get(i)
         if row is None:
             a = self.candidates[i]
@@ -39,6 +95,14 @@ class OrderIndex:
             self._rows[i] = row
         return row
 
-    def down_of(self, arch: Any) -> np.ndarray:
-        """Mask of candidates ≼ ``arch`` (an arch that need not be a candidate)."""
-        return np.array([self.space.le(b, arch) for b in self.candidates], dtype=bool)
+    def size_score(self) -> np.ndarray:
+        """A cheap stand-in for down-set size: the sum of each gene's rank (larger = more
+        sub-architectures below). Pairwise-only spaces get zeros."""
+        n = len(self.candidates)
+        if self._cols is None:
+            return np.zeros(n)
+        score = np.zeros(n)
+        for g in range(self._cols.shape[0]):
+            col = self._cols[g]
+            score += np.searchsorted(np.unique(col), col) / max(1, len(np.unique(col)) - 1)
+        return score

@@ -50,49 +50,80 @@ class PopStrategy(Strategy):
        exactly the nets the rule removes if c turns out dominated by b; if c is not
        dominated, it is a big net that lifts the boundary. Ties: larger down-set, then
        lower latency.
-    """
 
-    def __init__(self, bins: int = 8) -> None:
+    Gains are exact counts over every open candidate, computed for a shortlist per pick
+    (``shortlist`` open candidates drawn at random, the largest by size score, and the
+    best of the previous pick, whose gains can only have shrunk since); the shortlist
+    shrinks as the space grows so a pick stays about k·n·d comparisons."""
+
+    def __init__(self, bins: int = 8, shortlist: int = 256, cells: int = 40_000_000) -> None:
         self.bins = bins
+        self.shortlist = shortlist
+        self.cells = cells
+        self._keep: list[int] = []
 
     def select(self, state, k: int, rng: random.Random) -> list[int]:
         chosen: list[int] = []
         open_mask = state.open_mask.copy()
         for _ in range(k):
-            i = self._one(state, open_mask)
+            i = self._one(state, open_mask, rng)
             if i is None:
                 break
             chosen.append(i)
             open_mask[i] = False
         return chosen
 
-    def _one(self, state, open_mask: np.ndarray) -> int | None:
+    def _one(self, state, open_mask: np.ndarray, rng: random.Random) -> int | None:
         open_idx = np.flatnonzero(open_mask)
         if len(open_idx) == 0:
             return None
         lats = state.latencies
+        score = self._score(state)
         edges = np.quantile(lats, np.linspace(0, 1, self.bins + 1))
         bin_of = np.clip(np.searchsorted(edges, lats, side="right") - 1, 0, self.bins - 1)
         trained_bins = set(bin_of[state.trained_mask].tolist())
-        down_sizes = self._down_sizes(state, open_idx, open_mask)
+        size = max(8, min(self.shortlist, self.cells // max(1, len(open_idx))))
         for b in range(self.bins):
-            in_bin = open_idx[bin_of[open_idx] == b]
-            if b not in trained_bins and len(in_bin):
-                sizes = down_sizes[np.searchsorted(open_idx, in_bin)]
-                return int(in_bin[_argbest(sizes, -lats[in_bin])])
-        gains = np.zeros(len(open_idx))
-        front = state.front_points()  # [(latency, accuracy)] sorted by latency
-        front_lats = np.array([p[0] for p in front]) if front else np.zeros(0)
-        for n, i in enumerate(open_idx):
-            pos = np.searchsorted(front_lats, lats[i], side="right") - 1
-            if pos < 0:
+            if b in trained_bins:
                 continue
-            gains[n] = np.count_nonzero(state.order.down(i) & open_mask & (lats >= front_lats[pos]))
-        return int(open_idx[_argbest(gains, down_sizes, -lats[open_idx])])
+            in_bin = open_idx[bin_of[open_idx] == b]
+            if not len(in_bin):
+                continue
+            short = self._shortlist(in_bin, score, size, rng)
+            down = state.order.down_many(short, open_idx).sum(axis=1)
+            return int(short[_argbest(down, -lats[short])])
+        _, front_lats, _ = state.front_arrays()
+        short = self._shortlist(open_idx, score, size, rng, keep=self._keep)
+        pos = np.searchsorted(front_lats, lats[short], side="right") - 1
+        t = np.where(pos >= 0, front_lats[np.maximum(pos, 0)], np.inf)
+        cols = open_idx[lats[open_idx] >= (t.min() if len(t) else np.inf)]
+        if len(cols):
+            below = state.order.down_many(short, cols)
+            gains = (below & (lats[cols][None, :] >= t[:, None])).sum(axis=1)
+            downs = below.sum(axis=1)
+        else:
+            gains = downs = np.zeros(len(short))
+        rank = np.lexsort((lats[short], -downs, -gains))
+        self._keep = [int(short[j]) for j in rank[1:17] if gains[j] > 0]
+        return int(short[rank[0]])
+
+    def _score(self, state) -> np.ndarray:
+        cached = getattr(self, "_size", None)
+        if cached is None or len(cached) != len(state.candidates):
+            self._size = state.order.size_score()
+        return self._size
 
     @staticmethod
-    def _down_sizes(state, open_idx: np.ndarray, open_mask: np.ndarray) -> np.ndarray:
-        return np.array([np.count_nonzero(state.order.down(i) & open_mask) for i in open_idx], dtype=float)
+    def _shortlist(idx: np.ndarray, score: np.ndarray, size: int, rng: random.Random,
+                   keep: list[int] | None = None) -> np.ndarray:
+        if len(idx) <= size:
+            return idx
+        n_top = size // 4
+        top = idx[np.argpartition(-score[idx], n_top)[:n_top]]
+        rand = np.random.default_rng(rng.randrange(2**32)).choice(idx, size=size - n_top, replace=False)
+        extra = np.array(keep or [], dtype=np.int64)
+        extra = extra[np.isin(extra, idx)]
+        return np.unique(np.concatenate([top, rand, extra]).astype(np.int64))
 
 
 @register_strategy("random")
