@@ -17,9 +17,12 @@ examples:
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
 
 Every trained candidate is committed to the run's journal the moment it finishes;
---resume continues a run (same options), replaying what was trained.
+--resume continues a run with its own options and budget (raise it with --budget),
+replaying what was trained; a resumed run never reports fewer trainings than it holds.
 """
 
+
+DEFAULT_BUDGET = 12
 
 # defaults of the options that a resumed run takes from its config.json
 _DEFAULTS = {"target": "host", "space": "", "dataset": "digits", "window": None, "strategy": "pop",
@@ -38,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--space", default=_DEFAULTS["space"], help="space (default: the target's)")
     p.add_argument("--dataset", default=_DEFAULTS["dataset"],
                    help="digits (built in), cifar10:PATH or imagefolder:PATH (default digits)")
-    p.add_argument("--budget", type=int, default=12, help="trainings (default 12)")
+    p.add_argument("--budget", type=int, help="trainings (default 12; with --resume, the run's own)")
     p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
     p.add_argument("--strategy", default=_DEFAULTS["strategy"],
                    help="pop, random-pruned, random or evolution (default pop)")
@@ -63,15 +66,21 @@ def _config(args):
     from plaid.search.strategies import STRATEGIES
 
     STRATEGIES.get(args.strategy)
+    if args.train_cmd is not None and not args.train_cmd.strip():
+        raise UsageError("--train-cmd is empty: give your training command with {arch} and {out}, "
+                         "or leave the flag out for the built-in proxy trainer")
+    if args.accuracy_table is not None and not args.accuracy_table.strip():
+        raise UsageError("--accuracy-table is empty: give a .csv or .json file")
     if args.train_cmd and args.accuracy_table:
         raise UsageError("give either --train-cmd or --accuracy-table, not both")
-    for flag, v in (("--budget", args.budget), ("--epochs", args.epochs), ("--pool", args.pool)):
+    budget = DEFAULT_BUDGET if args.budget is None else args.budget
+    for flag, v in (("--budget", budget), ("--epochs", args.epochs), ("--pool", args.pool)):
         if v < 1:
             raise UsageError(f"{flag} must be >= 1, got {v}")
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
-    return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=args.budget,
+    return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
                         seed=args.seed, pool=args.pool, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
@@ -82,16 +91,19 @@ def _config(args):
 def cmd_search(args) -> int:
     import dataclasses
 
+    from plaid.errors import UsageError
     from plaid.search.run import execute, load_run, new_run_dir
 
     if args.resume:
         changed = [f"--{k.replace('_', '-')}" for k, v in _DEFAULTS.items() if getattr(args, k) != v]
         if changed:
-            from plaid.errors import UsageError
-
             raise UsageError(f"--resume continues a run with its own options; only --budget may change "
                              f"(got {', '.join(changed)})")
-        cfg = dataclasses.replace(load_run(args.resume), budget=args.budget)
+        cfg = load_run(args.resume)
+        if args.budget is not None:
+            if args.budget < 1:
+                raise UsageError(f"--budget must be >= 1, got {args.budget}")
+            cfg = dataclasses.replace(cfg, budget=args.budget)
         run = args.resume
     else:
         cfg = _config(args)
@@ -103,7 +115,7 @@ def cmd_search(args) -> int:
 
         def on_result(ev, state):
             trained["n"] += 1
-            bars("search", trained["n"], cfg.budget, f"{ev.latency:.2f} ms acc {ev.accuracy:.3f}")
+            bars("search", trained["n"], max(cfg.budget, trained["n"]), f"{ev.latency:.2f} ms acc {ev.accuracy:.3f}")
 
         summary = execute(cfg, run, resume=bool(args.resume), progress=bars,
                           log=(lambda m: None) if quiet else (lambda m: c.print(m)), on_result=on_result)

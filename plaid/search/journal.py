@@ -5,6 +5,7 @@ flight."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -20,6 +21,11 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def config_digest(config: dict) -> str:
+    """sha256 of the canonical JSON of a run's identity (its resolved config, budget aside)."""
+    return hashlib.sha256(_canonical(config).encode("utf-8")).hexdigest()
+
+
 class Journal:
     def __init__(self, path: Path, conn: sqlite3.Connection, config: dict) -> None:
         self.path, self._conn, self.config = path, conn, config
@@ -27,13 +33,24 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | Path, config: dict, create: bool = True) -> "Journal":
-        """Open (or create) the journal for ``config``; a journal of another config is refused."""
+        """Open the journal for ``config``, creating it when ``create``. Refused (one line):
+        a journal of another config, a file that is not a plaid journal, and, when not
+        ``create``, a journal that is missing or empty."""
         path = Path(path)
-        if not path.exists() and not create:
-            raise UsageError(f"no search journal at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.is_file():
+            raise UsageError(f"no search journal at {path}: the run cannot be resumed (start a new run)")
+        if not create and path.stat().st_size == 0:
+            raise UsageError(f"search journal {path} is empty: the run cannot be resumed (start a new run)")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = sqlite3.connect(path, isolation_level=None)
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and not {"meta", "trained"} <= tables:
+                raise UsageError(f"{path} is not a plaid search journal (it holds other tables)")
+            if not tables and not create:
+                raise UsageError(f"search journal {path} is empty: the run cannot be resumed (start a new run)")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN IMMEDIATE")
@@ -41,23 +58,40 @@ class Journal:
             conn.execute("CREATE TABLE IF NOT EXISTS trained (idx INTEGER PRIMARY KEY, key TEXT NOT NULL, "
                          "arch TEXT, latency REAL NOT NULL, accuracy REAL NOT NULL, at TEXT NOT NULL)")
             stored = dict(conn.execute("SELECT k, v FROM meta"))
-            if not stored:
-                conn.execute("INSERT INTO meta VALUES ('schema', ?), ('config', ?)", (SCHEMA, _canonical(config)))
+            if not stored and create:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?), ('config', ?), ('digest', ?)",
+                             (SCHEMA, _canonical(config), config_digest(config)))
             conn.execute("COMMIT")
+            if not stored and not create:
+                raise UsageError(f"search journal {path} is empty: the run cannot be resumed (start a new run)")
+            if stored:
+                cls._check(path, stored, config)
         except sqlite3.DatabaseError as exc:
-            raise PlaidError(f"{path} is not a usable search journal: {exc}") from None
-        if stored:
-            if stored.get("schema") != SCHEMA:
+            if conn is not None:
                 conn.close()
-                raise PlaidError(f"{path} is not a plaid search journal")
-            old = json.loads(stored["config"])
-            if _canonical(old) != _canonical(config):
+            raise UsageError(f"{path} is not a usable search journal: {exc}") from None
+        except BaseException:
+            if conn is not None:
                 conn.close()
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                raise UsageError(f"search journal {path} belongs to a run with other inputs "
-                                 f"({', '.join(f'{k}: {old.get(k)!r} != {config.get(k)!r}' for k in diff[:3])}); "
-                                 "resume it with the same options or start a new run")
+            raise
         return cls(path, conn, config)
+
+    @staticmethod
+    def _check(path: Path, stored: dict, config: dict) -> None:
+        if stored.get("schema") != SCHEMA or "config" not in stored:
+            raise UsageError(f"{path} is not a plaid search journal")
+        try:
+            old = json.loads(stored["config"])
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}: its recorded config is unreadable") from None
+        if not isinstance(old, dict):
+            raise UsageError(f"{path}: its recorded config is unreadable")
+        want = config_digest(config)
+        if config_digest(old) != want or stored.get("digest", want) != want:
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            detail = ", ".join(f"{k}: {old.get(k)!r} != {config.get(k)!r}" for k in diff[:3]) or "digest differs"
+            raise UsageError(f"search journal {path} belongs to a run with other inputs ({detail}); "
+                             "resume it with the same options or start a new run")
 
     def replay(self, index: int, key: str) -> float | None:
         row = self._rows.get(index)

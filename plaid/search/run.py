@@ -5,13 +5,14 @@ front.json, result.json, front.png)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from plaid import __version__
-from plaid.errors import UsageError
+from plaid.errors import PlaidError, UsageError
 from plaid.fsio import atomic_write_text
 
 
@@ -42,6 +43,11 @@ class SearchConfig:
         d["resolution"] = list(self.resolution) if self.resolution else None
         d["window"] = list(self.window) if self.window else None
         return d
+
+    def identity(self) -> dict[str, Any]:
+        """What a run's journal records and a resume must match: the resolved config
+        without the budget (which a resume may raise)."""
+        return {k: v for k, v in self.to_json().items() if k != "budget"}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
@@ -139,24 +145,95 @@ def _front_entry(e, evaluator) -> dict:
 def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Callable[[str], None] = print,
             on_result=None) -> dict[str, Any]:
     """Resolve the config, make sure the target's latency table covers the space, run the
-    search with a journal in ``run``, write the outputs. Returns the summary."""
-    from plaid.lut.bench import build_table, open_table
-    from plaid.lut.predictor import Predictor
+    search with a journal in ``run``, write the outputs. Returns the summary.
+
+    On ``resume`` the run's journal must hold this config's identity, checked before
+    anything is built or trained. A new run validates everything before its folder is
+    created, and removes the folder again when it fails before a training is journaled."""
     from plaid.lut.units import check_space
-    from plaid.search.engine import search
     from plaid.search.journal import Journal
     from plaid.spaces import get_space
     from plaid.targets import load_target
 
-    target = load_target(cfg.target)
-    space = get_space(cfg.space or target.space)
-    check_space(space)
-    res = cfg.resolution or target.resolution(space.name)
-    cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res)})
-    run.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    journal = Journal.open(run / "journal.sqlite", cfg.identity(), create=False) if resume else None
+    try:
+        target = load_target(cfg.target)
+        space = get_space(cfg.space or target.space)
+        check_space(space)
+        res = cfg.resolution or target.resolution(space.name)
+        cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res)})
+        if cfg.table and not Path(cfg.table).is_file():
+            raise UsageError(f"no latency table file at {cfg.table} (leave --table out to use the target's own)")
+        evaluator = make_evaluator(cfg, space, run, log)
+        if not resume:
+            _create_run_dir(run)
+    except BaseException:
+        if journal is not None:
+            journal.close()
+        raise
+    try:
+        if resume:
+            cfg = _resume_budget(cfg, run, len(journal), log)
+        else:
+            _write_config(run, cfg, target, space)
+            journal = Journal.open(run / "journal.sqlite", cfg.identity(), create=True)
+        return _search(cfg, target, space, run, journal, evaluator, progress, log, on_result)
+    except BaseException:
+        if not resume and (journal is None or len(journal) == 0):
+            if journal is not None:
+                journal.close()
+            shutil.rmtree(run, ignore_errors=True)  # nothing trained: leave no half run folder behind
+        raise
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _create_run_dir(run: Path) -> None:
+    if run.parent.exists() and not run.parent.is_dir():
+        raise UsageError(f"cannot put run folders in {run.parent}: it is not a folder")
+    try:
+        run.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create run folder {run}: {exc.strerror or exc}") from None
+
+
+def _write_config(run: Path, cfg: SearchConfig, target, space) -> None:
+    try:
         write_json(run / "config.json", {"plaid": __version__, "config": cfg.to_json(), "target": target.to_json(),
                                           "space": space.describe()})
+    except OSError as exc:
+        raise UsageError(f"cannot write {run / 'config.json'}: {exc.strerror or exc}") from None
+
+
+def _resume_budget(cfg: SearchConfig, run: Path, held: int, log: Callable[[str], None]) -> SearchConfig:
+    """A resumed run never reports fewer trainings than its journal holds; a raised budget
+    becomes the run's budget in config.json."""
+    budget = cfg.budget
+    if budget < held:
+        log(f"the journal holds {held} trainings; a budget of {budget} keeps them all")
+        budget = held
+    doc = json.loads((run / "config.json").read_text())
+    if budget > int(doc["config"].get("budget") or 0):
+        doc["config"]["budget"] = budget
+        write_json(run / "config.json", doc)
+    return replace(cfg, budget=budget)
+
+
+def _reported(path: Path) -> int:
+    try:
+        return int(json.loads(path.read_text()).get("trained", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, progress, log,
+            on_result) -> dict[str, Any]:
+    from plaid.lut.bench import build_table, open_table
+    from plaid.lut.predictor import Predictor
+    from plaid.search.engine import search
+
+    res = cfg.resolution
     table = open_table(target, space.name, Path(cfg.table) if cfg.table else None, create=True)
     with table:
         built = build_table(target, space, res, table, progress or (lambda *a: None))
@@ -169,12 +246,13 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
             if lat is not None:
                 baselines[name] = lat.median_ms
         table_name = table.meta.name()
-    evaluator = make_evaluator(cfg, space, run, log)
-    journal_cfg = {k: v for k, v in cfg.to_json().items() if k not in ("budget",)}
-    with Journal.open(run / "journal.sqlite", journal_cfg) as journal:
-        done_before = len(journal)
-        result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
-                        window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, on_result=on_result)
+    done_before = len(journal)
+    result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
+                    window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, on_result=on_result)
+    prior = _reported(run / "result.json")
+    if result.trained < prior:
+        raise PlaidError(f"{run / 'result.json'} reports {prior} trainings and this search {result.trained}: "
+                         "not overwriting it with fewer")
     summary = {
         "plaid": __version__,
         "run": str(run),
