@@ -8,6 +8,16 @@ from typing import Any
 
 from plaid.errors import UsageError
 
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a bigger head is a typo, not a model
+MAX_SAMPLES = 1000  # `arch sample -n`: ~50 ms each (build + count on the meta device)
+
+
+def check_num_classes(n: int, flag: str = "--num-classes") -> int:
+    """A classifier/segmentation head size given by the user, within 1..MAX_CLASSES."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CLASSES:
+        raise UsageError(f"{flag} must be within 1..{MAX_CLASSES}, got {n}")
+    return n
+
 
 def parse_resolution(text: str) -> tuple[int, int]:
     """``224`` -> (224, 224); ``1024x2048`` -> (1024, 2048) as (H, W)."""
@@ -45,7 +55,7 @@ def describe(text: str, resolution: tuple[int, int] | None = None, d8: bool = Fa
             raise UsageError(f"--d8 applies to segmentation nets; {item.label} is a {item.task} net")
         opts["d8"] = True
     if num_classes is not None:
-        opts["num_classes"] = num_classes
+        opts["num_classes"] = check_num_classes(num_classes, "--classes")
     model = build_on_meta(item.build, **opts)
     prof = profile(model, res)
     info: dict[str, Any] = {
@@ -103,14 +113,20 @@ def list_all() -> dict[str, Any]:
 
 
 def sample(space_name: str, n: int, seed: int, resolution: tuple[int, int] | None = None,
-           backbone: str | None = None) -> list[dict[str, Any]]:
-    """``n`` random members of a space, with MACs at the space's default resolution."""
+           backbone: str | None = None, progress=None) -> list[dict[str, Any]]:
+    """``n`` random members of a space, with MACs at the space's default resolution;
+    ``progress(phase, done, total, label)`` is told after each one."""
     from plaid.complexity import build_on_meta, profile
-    from plaid.spaces import get_space
+    from plaid.spaces import get_space, space_names
 
-    if n < 1 or n > 10000:
-        raise UsageError(f"-n must be within 1..10000, got {n}")
+    if n < 1 or n > MAX_SAMPLES:
+        raise UsageError(f"-n must be within 1..{MAX_SAMPLES}, got {n} (each takes ~50 ms to build and count; "
+                         "run several seeds for more)")
     opts = {"backbone": backbone} if backbone else {}
+    if backbone and get_space(space_name).task != "segmentation":
+        decoders = ", ".join(s for s in space_names() if get_space(s).task == "segmentation")
+        raise UsageError(f"--backbone applies to decoder spaces ({decoders}); {space_name!r} is a backbone "
+                         "space, its members are the backbones")
     if backbone:
         from plaid.zoo import ZOO
 
@@ -121,9 +137,11 @@ def sample(space_name: str, n: int, seed: int, resolution: tuple[int, int] | Non
     check_resolution(space.task, res)
     rng = random.Random(seed)
     out = []
-    for _ in range(n):
+    for i in range(n):
         arch = space.sample(rng)
         prof = profile(build_on_meta(space.build, arch), res)
         out.append({"arch": space.encode(arch), "macs": prof.macs, "params": prof.params,
                     "resolution": list(res)})
+        if progress is not None:
+            progress("sample", i + 1, n, out[-1]["arch"])
     return out

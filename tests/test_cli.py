@@ -96,7 +96,7 @@ def test_sample_is_seeded_and_in_space():
     (["arch", "show", "df1", "--resolution", "abc"], "bad resolution 'abc'"),
     (["arch", "show", "df1-seg", "--resolution", "300x600"], "divisible by 32"),
     (["arch", "show", "df1", "--d8"], "--d8 applies to segmentation"),
-    (["arch", "show", "df1", "--classes", "0"], "--classes must be positive"),
+    (["arch", "show", "df1", "--classes", "0"], "--classes must be within 1..100000"),
     (["arch", "show"], "required"),
     (["arch", "bogus"], "invalid choice"),
     (["frobnicate"], "invalid choice"),

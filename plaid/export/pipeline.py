@@ -35,6 +35,12 @@ class ExportRequest:
     measure: bool = True
     force: bool = False
 
+    def __post_init__(self) -> None:
+        if self.num_classes is not None:
+            from plaid.archinfo import check_num_classes
+
+            check_num_classes(self.num_classes, "--num-classes")
+
 
 @dataclass
 class ExportResult:
@@ -65,8 +71,8 @@ def _build_model(req: ExportRequest, resolved, log: Log):
     from plaid.export.checkpoint import apply_checkpoint, load_checkpoint, num_classes_hint
 
     ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
-    num_classes = req.num_classes or (num_classes_hint(ckpt.state) if ckpt else None)
-    opts = {"num_classes": num_classes} if num_classes else {}
+    num_classes = req.num_classes if req.num_classes is not None else (num_classes_hint(ckpt.state) if ckpt else None)
+    opts = {"num_classes": num_classes} if num_classes is not None else {}
     try:
         model = resolved.build(**opts).eval()
     except TypeError as exc:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from plaid.errors import ArchError
 from plaid.registry import Registry
-from plaid.spaces.base import Space
+from plaid.spaces.base import Space, check_arch_length
 
 SPACES: Registry[Callable[..., Space]] = Registry("space")
 
@@ -45,6 +45,7 @@ def space_names() -> list[str]:
 
 def parse_arch(text: str) -> tuple[Space, Any]:
     """``"df:R64x3-R128x3-R256x3,512"`` -> (df space, DFArch). Raises ArchError."""
+    check_arch_length(text)
     text = text.strip()
     if ":" not in text:
         raise ArchError(

@@ -6,9 +6,52 @@ from __future__ import annotations
 import json
 import random
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
-from plaid.errors import ArchError
+from plaid.errors import ArchError, UsageError
+
+MAX_ARCH_CHARS = 1000  # longer strings are refused before parsing (DF2A's is 43 characters)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an arch string may name at all, from the preset's ``[limits]`` table. Membership
+    is stricter; these only keep `arch show` and friends to networks that can be built and
+    counted in a blink (a width of 2**40 or 10**20 blocks cannot)."""
+
+    max_width: int = 4096  # channels of any layer the string names
+    max_depth: int = 64  # blocks (or units) in one stage
+    max_stages: int = 6  # stages of a backbone string
+
+    @classmethod
+    def from_config(cls, table: Any, where: str) -> "Limits":
+        if not isinstance(table, dict):
+            raise UsageError(f"{where}: [limits] must be a table")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise UsageError(f"{where} [limits]: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        for k, v in table.items():
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1_000_000:
+                raise UsageError(f"{where} [limits]: {k} must be an integer within 1..1000000, got {v!r}")
+        return cls(**table)
+
+    def check_width(self, width: int, what: str) -> None:
+        expect(width <= self.max_width, f"{what}: width {width} is over this space's limit of {self.max_width}")
+
+    def check_preset(self, widths: Any, depth: Any, where: str) -> None:
+        """The preset's own choices must lie within its limits (or sampling would break them)."""
+        ok_w = all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= self.max_width for w in widths)
+        if not widths or not ok_w:
+            raise UsageError(f"{where}: widths must be integers within 1..{self.max_width} "
+                             f"([limits] max_width), got {list(widths)}")
+        if depth is not None:
+            ok_d = (len(depth) == 2 and all(isinstance(d, int) and not isinstance(d, bool) for d in depth)
+                    and 1 <= depth[0] <= depth[1] <= self.max_depth)
+            if not ok_d:
+                raise UsageError(f"{where}: depth must be [MIN, MAX] with 1 <= MIN <= MAX <= {self.max_depth} "
+                                 f"([limits] max_depth), got {list(depth)}")
 
 
 class Space(ABC):
@@ -27,6 +70,7 @@ class Space(ABC):
         self.preset = preset
         self.description = cfg.get("description", "")
         self.resolution = tuple(require(cfg, "resolution", list, where))
+        self.limits = Limits.from_config(cfg.get("limits", {}), where)
         return cfg, where
 
     # ---- string and JSON forms -------------------------------------------------
@@ -90,6 +134,13 @@ class Space(ABC):
 
 def json_roundtrip_text(space: Space, arch: Any) -> str:
     return json.dumps(space.to_json(arch), sort_keys=True)
+
+
+def check_arch_length(text: str) -> None:
+    """Refuse an over-long arch string in one line, before any parsing work."""
+    if len(text) > MAX_ARCH_CHARS:
+        raise ArchError(f"architecture string of {len(text)} characters is over the limit of {MAX_ARCH_CHARS} "
+                        f"(starts {text[:24]!r}...)")
 
 
 def expect(cond: bool, message: str) -> None:

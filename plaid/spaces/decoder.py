@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import get_space, register_space
-from plaid.spaces.base import Space, expect
+from plaid.spaces.base import Space, check_arch_length, expect
 
 GENES = ("wc3", "wc4", "wc5", "proj4", "dec4", "proj3", "dec3")
 
@@ -50,6 +50,7 @@ class DecoderSpace(Space):
         bb = self._parse_backbone(text, where=f"space {self.name}")
         self.backbone = self.backbone_space.encode(bb)
         self.widths = tuple(sorted(require(cfg, "widths", list, where)))
+        self.limits.check_preset(self.widths, None, where)
         head = require(cfg, "head", dict, where)
         self.style = HeadStyle(
             separable=require(head, "separable", bool, f"{where} [head]"),
@@ -69,6 +70,7 @@ class DecoderSpace(Space):
         return f"{self.name}:" + "-".join(str(w) for w in arch.widths) + "@" + arch.backbone
 
     def decode(self, text: str) -> DecoderArch:
+        check_arch_length(text)
         prefix, _, body = text.strip().partition(":")
         example = f"'{self.name}:{'-'.join(['32'] * len(GENES))}@{self.backbone}'"
         if prefix != self.name or "@" not in body:
@@ -79,6 +81,8 @@ class DecoderSpace(Space):
             raise ArchError(
                 f"{text!r}: expected {len(GENES)} positive widths {'-'.join(GENES)} before '@', got {genes!r}"
             )
+        for gene, p in zip(GENES, parts):
+            self.limits.check_width(int(p), f"{text!r} {gene}")
         bb = self._parse_backbone(backbone, where=repr(text))
         return DecoderArch(tuple(int(p) for p in parts), self.backbone_space.encode(bb))
 

@@ -19,7 +19,7 @@ from typing import Any
 from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import register_space
-from plaid.spaces.base import Space, expect
+from plaid.spaces.base import Limits, Space, check_arch_length, expect
 
 KIND_LETTER = {"basic": "R", "bottleneck": "B"}
 LETTER_KIND = {v: k for k, v in KIND_LETTER.items()}
@@ -77,7 +77,7 @@ def encode_stage(stage: Stage) -> str:
     return KIND_LETTER[stage.kind] + ",".join(tokens)
 
 
-def decode_stage(text: str, where: str) -> Stage:
+def decode_stage(text: str, where: str, limits: Limits = Limits()) -> Stage:
     if not text or text[0] not in LETTER_KIND:
         raise ArchError(f"{where}: {text!r} must start with R (basic) or B (bottleneck)")
     kind = LETTER_KIND[text[0]]
@@ -93,8 +93,10 @@ def decode_stage(text: str, where: str) -> Stage:
         out = int(m.group(2)) if m.group(2) else (inner if kind == "basic" else DEFAULT_EXPANSION * inner)
         if inner <= 0 or out <= 0 or count <= 0:
             raise ArchError(f"{where}: widths and counts must be positive in {tok!r}")
-        if count > 1000:
-            raise ArchError(f"{where}: {count} blocks in {tok!r} is not a sensible depth")
+        limits.check_width(inner, f"{where} {tok!r}")
+        limits.check_width(out, f"{where} {tok!r} (OUT)")
+        if len(blocks) + count > limits.max_depth:
+            raise ArchError(f"{where}: over {limits.max_depth} blocks in one stage (this space's limit)")
         blocks.extend([Block(inner, out)] * count)
     for prev, nxt in zip(blocks, blocks[1:]):
         if not prev.le(nxt):
@@ -130,17 +132,23 @@ class DFSpace(Space):
             )
             for s in require(cfg, "stages", list, where)
         )
+        for rule in self.rules:
+            self.limits.check_preset(rule.widths, rule.depth, f"{where} stage {rule.name}")
+        self.limits.check_preset([*self.stem, self.max_out], None, f"{where} stem and max_out")
 
     # ---- forms -------------------------------------------------------------------
     def encode(self, arch: DFArch) -> str:
         return f"{self.name}:" + "-".join(encode_stage(s) for s in arch.stages)
 
     def decode(self, text: str) -> DFArch:
+        check_arch_length(text)
         prefix, _, body = text.strip().partition(":")
         if prefix != self.name or not body:
             raise ArchError(f"not a {self.name} architecture: {text!r} (e.g. 'df:R64x3-R128x3-R256x3,512')")
         parts = body.split("-")
-        return DFArch(tuple(decode_stage(p, f"{text!r} stage {i + 1}") for i, p in enumerate(parts)))
+        expect(len(parts) <= self.limits.max_stages,
+               f"{text!r}: {len(parts)} stages, over this space's limit of {self.limits.max_stages}")
+        return DFArch(tuple(decode_stage(p, f"{text!r} stage {i + 1}", self.limits) for i, p in enumerate(parts)))
 
     def to_json(self, arch: DFArch) -> dict[str, Any]:
         return {

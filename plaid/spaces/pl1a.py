@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import register_space
-from plaid.spaces.base import Space, expect
+from plaid.spaces.base import Space, check_arch_length, expect
 
 _STAGE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -43,22 +43,31 @@ class PL1ASpace(Space):
             )
             for s in require(cfg, "stages", list, where)
         )
+        for name, widths, units in self.rules:
+            self.limits.check_preset(widths, units, f"{where} stage {name}")
+        self.limits.check_preset(self.stem, None, f"{where} stem")
 
     def encode(self, arch: PL1AArch) -> str:
         return f"{self.name}:" + "-".join(f"{w}x{n}" for w, n in arch.stages)
 
     def decode(self, text: str) -> PL1AArch:
+        check_arch_length(text)
         prefix, _, body = text.strip().partition(":")
         if prefix != self.name or not body:
             raise ArchError(f"not a {self.name} architecture: {text!r} (e.g. 'pl1a:48x4-96x8-192x4')")
         stages = []
-        for i, part in enumerate(body.split("-")):
+        parts = body.split("-")
+        expect(len(parts) <= self.limits.max_stages,
+               f"{text!r}: {len(parts)} stages, over this space's limit of {self.limits.max_stages}")
+        for i, part in enumerate(parts):
             m = _STAGE.match(part)
             if not m:
                 raise ArchError(f"{text!r} stage {i + 1}: bad token {part!r} (expected WIDTHxUNITS, e.g. 96x8)")
             w, n = int(m.group(1)), int(m.group(2))
-            if w <= 0 or w % 2 or n <= 0 or n > 1000:
-                raise ArchError(f"{text!r} stage {i + 1}: width must be even and positive, units in 1..1000 ({part!r})")
+            top = self.limits.max_depth
+            if w <= 0 or w % 2 or n <= 0 or n > top:
+                raise ArchError(f"{text!r} stage {i + 1}: width must be even and positive, units in 1..{top} ({part!r})")
+            self.limits.check_width(w, f"{text!r} stage {i + 1}")
             stages.append((w, n))
         return PL1AArch(tuple(stages))
 

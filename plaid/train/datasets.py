@@ -291,12 +291,19 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _read_image(path: Path, resolution: int) -> np.ndarray:
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+        with warnings.catch_warnings():  # a decompression bomb is refused, not merely warned about
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = im.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
+                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UsageError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels, "
+                         "a possible decompression bomb); resize it first") from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read image: {exc}") from None
 

@@ -263,6 +263,8 @@ class TableEvaluator(Evaluator):
     def __init__(self, space, path: Path) -> None:
         super().__init__(space)
         self.path = Path(path)
+        if self.path.is_dir():
+            raise UsageError(f"accuracy table {self.path} is a directory, not a .csv or .json file")
         if not self.path.is_file():
             raise UsageError(f"accuracy table {self.path} does not exist")
         suffix = self.path.suffix.lower()
