@@ -11,11 +11,11 @@ import contextlib
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from plaid.errors import PlaidError
 from plaid.fsio import atomic_path, file_hash
+from plaid.procs import die_with_parent, scratch_dir
 
 CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 OPSET = 20
@@ -113,7 +113,7 @@ def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None) 
 
 def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> Path:
     """Convert with onnx2tf in a private temp folder; keeps only the fp32 .tflite."""
-    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
+    with scratch_dir("plaid-onnx2tf-") as work:
         produced = _run_onnx2tf(onnx_path, Path(work), log) / "model_float32.tflite"
         if not produced.is_file():
             raise PlaidError(f"onnx2tf produced no fp32 model for {onnx_path.name}")
@@ -131,7 +131,7 @@ def onnx2tf_variants(onnx_path: Path, out_dir: Path, calib=None, log: Path | Non
     """fp32 and fp16 TFLite files, plus full-integer int8 (int8 input and output) when
     ``calib`` (NHWC, normalised) is given, copied into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="plaid-onnx2tf-") as work:
+    with scratch_dir("plaid-onnx2tf-") as work:
         produced = _run_onnx2tf(onnx_path, Path(work), log or out_dir / "onnx2tf.log", calib)
         found = {}
         for variant, name in TFLITE_VARIANTS.items():
@@ -147,7 +147,7 @@ def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[P
     """Export to ONNX and file it under its content hash. Returns (onnx path, tflite path)."""
     onnx_dir = cache / "onnx"
     onnx_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="plaid-export-") as tmp:
+    with scratch_dir("plaid-export-") as tmp:
         onnx_tmp = export_onnx(module, input_shape, Path(tmp) / "m.onnx")
         h = file_hash(onnx_tmp, "sha256")
         for k, v in sorted(tool_versions().items()):
@@ -209,7 +209,9 @@ def tflite_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # the workers die with plaid, even on kill -9 (this thread outlives the pool)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(onnx_to_tflite, onnx_path, out, cache / "onnx2tf.log"): label
                        for label, onnx_path, out in todo}
             try:

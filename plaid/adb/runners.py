@@ -18,7 +18,6 @@ from abc import ABC, abstractmethod
 import json
 import re
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,6 +28,7 @@ from plaid.adb.shell import sh
 from plaid.errors import PlaidError, UsageError
 from plaid.fsio import file_digest
 from plaid.lut.transport import DeviceLost
+from plaid.procs import scratch_dir
 from plaid.registry import Registry
 
 RUNNERS: Registry[type] = Registry("runner")
@@ -212,7 +212,7 @@ class ApkRunner(Runner):
         settings = {k: self.settings[k] for k in PLAN_KEYS if k in self.settings}
         plan = validate_plan({"schema": PLAN_SCHEMA, "runtime": "tflite", "settings": settings, "models": entries})
         plan_path, out_path = f"{folder}/plan.json", f"{folder}/results.json"
-        with tempfile.TemporaryDirectory(prefix="plaid-apk-") as tmp:
+        with scratch_dir("plaid-apk-") as tmp:
             local_plan = Path(tmp) / "plan.json"
             local_plan.write_text(json.dumps(plan, indent=1))
             self.conn.push(local_plan, plan_path)

@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2
+        from plaid.procs import sweep_scratch
+
+        sweep_scratch()  # temp folders of plaid processes that were killed
         return int(args.func(args) or 0)
     except PlaidError as exc:
         if debug:

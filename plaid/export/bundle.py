@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from plaid.errors import UsageError
+from plaid.procs import pid_alive
 
 MANIFEST_SCHEMA = "plaid.bundle/1"
 
@@ -40,18 +41,8 @@ def _sweep(parent: Path, name: str) -> None:
     """Remove staging folders left by exports that were killed (their process is gone)."""
     for old in parent.glob(f".{name}.partial-*"):
         pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    return True
 
 
 def publish(stage: Path, out: Path) -> None:

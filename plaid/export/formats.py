@@ -115,4 +115,7 @@ def format_table() -> list[dict[str, Any]]:
 
 
 def scratch(prefix: str = "plaid-export-") -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix=prefix)
+    """A private temp folder, swept by a later plaid run if this process is killed."""
+    from plaid.procs import scratch_dir
+
+    return scratch_dir(prefix)

@@ -10,13 +10,13 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from plaid import procs
 from plaid.errors import PlaidError
 from plaid.export import parity
 from plaid.export.formats import EXPORTERS, Artifact, ExportContext, Exporter
@@ -61,8 +61,8 @@ class _TensorRT(Exporter):
         art = Artifact(self.name, files, inp, out, extra={"build_command": command, "engine": engine})
         if tensorrt_available():
             ctx.log(f"building the TensorRT {self.precision} engine on this machine")
-            proc = subprocess.run([sys.executable, str(stage / "build_engine.py"), "--precision", self.precision],
-                                  cwd=stage, capture_output=True, text=True)
+            proc = procs.run([sys.executable, str(stage / "build_engine.py"), "--precision", self.precision],
+                             cwd=stage, capture_output=True, text=True)
             if proc.returncode not in (0, 1) or not (stage / engine).is_file():
                 tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
                 raise PlaidError(f"{self.name}: building the engine failed: {tail[:300]}")

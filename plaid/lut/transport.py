@@ -19,11 +19,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from plaid.errors import PlaidError, UsageError
+from plaid.procs import Group, scratch_dir
 from plaid.registry import Registry
 
 Event = dict
@@ -157,24 +157,19 @@ def run_local_plan(models: list[tuple[str, Path]], settings: dict,
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    with tempfile.TemporaryDirectory(prefix="plaid-plan-") as tmp:
+    with scratch_dir("plaid-plan-") as tmp:
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(json.dumps(plan))
         err_path = Path(tmp) / "stderr.txt"
-        with open(err_path, "w") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "device_bench", str(plan_path)], stdout=subprocess.PIPE,
-                                    stderr=err, text=True, env=env)
-            try:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    line = line.strip()
-                    if line.startswith("{"):
-                        on_event(json.loads(line))
-                rc = proc.wait()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+        with open(err_path, "w") as err, Group() as group:  # device_bench dies with plaid
+            proc = group.popen([sys.executable, "-m", "device_bench", str(plan_path)], stdout=subprocess.PIPE,
+                               stderr=err, text=True, env=env)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.strip()
+                if line.startswith("{"):
+                    on_event(json.loads(line))
+            rc = proc.wait()
         if rc not in (0, 1):
             tail = err_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
             raise PlaidError(f"device_bench exited with {rc}: {tail[0][:300]}")

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import string
 import subprocess
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from plaid.errors import PlaidError, UsageError
+from plaid.procs import Group
 from plaid.registry import Registry
 
 if TYPE_CHECKING:
@@ -200,20 +200,17 @@ class CommandEvaluator(Evaluator):
         argv = self._argv(self.template, key, out)
         where = f"training command for {key!r}"
         err_path = out.with_name(out.name + ".stderr")
-        with open(out.with_name(out.name + ".stdout"), "wb") as so, open(err_path, "wb") as se:
+        # its own process group, killed with everything in it on timeout, on error, when plaid
+        # exits (even by kill -9), and (what it left running) when it ends
+        with open(out.with_name(out.name + ".stdout"), "wb") as so, open(err_path, "wb") as se, Group() as group:
             try:
-                proc = subprocess.Popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
-                                        start_new_session=True)
+                proc = group.popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se)
             except OSError as exc:
                 raise UsageError(f"{where}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
             try:
                 rc = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
                 raise PlaidError(f"{where}: timed out after {self.timeout:g} s{_last_line(err_path)}") from None
-            except BaseException:
-                _kill_group(proc)
-                raise
         if rc != 0:
             raise PlaidError(f"{where}: exited with code {rc}{_last_line(err_path)}")
         if not out.is_file():
@@ -233,15 +230,6 @@ class CommandEvaluator(Evaluator):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "template": self.template, "workdir": str(self.workdir),
                 "timeout": self.timeout}
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """End the command and everything it started (it runs in its own session)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
 
 
 def _last_line(path: Path) -> str:
