@@ -273,3 +273,19 @@ def test_device_bench_refuses_a_fifo_before_running(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "device_bench: error:" in r.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_validation_plot_does_not_follow_links(tmp_path, victim):
+    pytest.importorskip("matplotlib")
+    from plaid.lut.validate import scatter_png
+
+    rows = [{"measured_ms": 1.0, "predicted_ms": 1.1}, {"measured_ms": 2.0, "predicted_ms": 1.9}]
+    png = tmp_path / "v.png"
+    (tmp_path / "v.png.part").symlink_to(victim)
+    scatter_png(rows, png, "t")
+    assert png.read_bytes().startswith(b"\x89PNG") and victim.read_text() == "precious\n"
+    link = tmp_path / "l.png"
+    link.symlink_to(victim)
+    with pytest.raises(UsageError, match="symbolic link"):
+        scatter_png(rows, link, "t")
+    assert victim.read_text() == "precious\n"

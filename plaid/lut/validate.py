@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from plaid.fsio import atomic_open
 from plaid.lut.bench import Progress, _no_progress, measure_models
 from plaid.lut.latency import Latency
 from plaid.lut.predictor import Predictor, calibration_name, fidelity
@@ -110,6 +111,9 @@ def scatter_png(rows: list[dict], path: Path, title: str) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
     return path

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from plaid import __version__
 from plaid.errors import PlaidError, UsageError
-from plaid.fsio import atomic_write_text
+from plaid.fsio import atomic_open, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,11 @@ def front_plot(path: Path, result, baselines: dict[str, float], title: str) -> P
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
     return path
 
 
