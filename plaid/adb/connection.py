@@ -26,9 +26,15 @@ _TCP = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5
 
 
 def tcp_address(serial: str) -> tuple[str, int] | None:
-    """(host, port) when ``serial`` is HOST:PORT (adb's network serials), else None."""
+    """(host, port) when ``serial`` is HOST:PORT (adb's network serials), else None; a port
+    outside 1..65535 is a usage error, not a phone that refuses the connection."""
     m = _TCP.match(serial)
-    return (m.group("host").strip("[]"), int(m.group("port"))) if m else None
+    if not m:
+        return None
+    port = int(m.group("port"))
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--adb-serial {serial}: port {port} is not a TCP port (1..65535)")
+    return m.group("host").strip("[]"), port
 
 
 class Connection(ABC):

@@ -3,14 +3,28 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 _NAMES = ("adb_serial", "adb_transport", "runner", "benchmark_binary", "apk")
 
 
+def adb_serial(text: str) -> str:
+    """argparse type for --adb-serial: a USB serial, or HOST:PORT with a real TCP port."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("empty serial (`plaid devices` lists the attached phones)")
+    m = re.fullmatch(r".+:(\d+)", text)
+    if m and not 1 <= int(m.group(1)) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {int(m.group(1))} is not a TCP port (1..65535)")
+    return text
+
+
 def add_adb_arguments(p) -> None:
     adb = p.add_argument_group("phones over ADB (targets with transport adb, e.g. sd845)")
-    adb.add_argument("--adb-serial", metavar="SERIAL|HOST:PORT", help="the phone: USB serial or network address")
+    adb.add_argument("--adb-serial", type=adb_serial, metavar="SERIAL|HOST:PORT",
+                     help="the phone: USB serial or network address")
     adb.add_argument("--adb-transport", choices=["python", "cli"],
                      help="python: adb-shell, no adb server needed (default); cli: the adb executable")
     adb.add_argument("--runner", choices=["benchmark_model", "apk"],
@@ -35,6 +49,9 @@ def session_options(args, target) -> dict:
         raise UsageError("--apk goes with --runner apk")
     if args.benchmark_binary is not None and args.runner == "apk":
         raise UsageError("--benchmark-binary goes with --runner benchmark_model")
+    for flag, path in (("--benchmark-binary", args.benchmark_binary), ("--apk", args.apk)):
+        if path is not None and not path.is_file():  # local files first, before reaching for the phone
+            raise UsageError(f"{flag} {path}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
     runner = args.runner or ("apk" if args.apk is not None else "benchmark_model")
     return {"serial": args.adb_serial, "adb_transport": args.adb_transport or "python", "runner": runner,
             "benchmark_binary": args.benchmark_binary, "apk": args.apk}

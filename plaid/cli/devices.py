@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from plaid.cli.adbopts import adb_serial
 from plaid.cli.render import console, print_json
 
 EPILOG = """\
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
                        description="List the Android phones plaid can measure on: serial, state, model and "
                                    "board (SoC platform).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--adb-serial", metavar="SERIAL|HOST:PORT", help="probe this phone only")
+    p.add_argument("--adb-serial", type=adb_serial, metavar="SERIAL|HOST:PORT", help="probe this phone only")
     p.add_argument("--adb-transport", choices=["python", "cli"], default="python",
                    help="python: adb-shell over libusb/TCP (default); cli: the adb executable")
     p.add_argument("--json", action="store_true", help="machine-readable list on stdout")

@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         from plaid.procs import sweep_scratch
 
         sweep_scratch()  # temp folders of plaid processes that were killed
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return rc
     except PlaidError as exc:
         if debug:
             raise
@@ -79,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print("plaid: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return 0
+        # the reader stopped early (`plaid arch list | head -1`): end quietly with the status
+        # a producer killed by SIGPIPE has (128 + 13), as `seq`, `cat` or `git log` do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

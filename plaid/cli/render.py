@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -23,10 +24,22 @@ def plain_output(stream: IO[str]) -> bool:
     return not tty or no_color()
 
 
-def console(stderr: bool = False):
+@functools.cache
+def _console_class():
     from rich.console import Console
 
+    class PlaidConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich exits 1 here; plaid's main decides
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PlaidConsole
+
+
+def console(stderr: bool = False):
     import shutil
+
+    Console = _console_class()
 
     # piped output gets a width that fits the layer tables instead of rich's 80 columns
     width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((120, 24)).columns, 120)

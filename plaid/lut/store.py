@@ -186,6 +186,7 @@ class LatencyTable:
             stored = TableMeta.from_json(json.loads(kv["meta"]))
         except (KeyError, TypeError, ValueError) as e:
             raise PlaidError(f"latency table {path} has unreadable meta ({e!r})") from None
+        _check_rows(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         return stored
@@ -291,6 +292,45 @@ def write_json(rows: list[dict], fh: IO[str], meta: TableMeta | None = None) -> 
            "meta": meta.to_json() if meta else None, "rows": rows}
     json.dump(doc, fh, indent=2)
     fh.write("\n")
+
+
+def _bad_value(col: str, v: Any) -> str | None:
+    """Why `v` cannot be column `col` of a latency row, or None when it can."""
+    if col == "runs":
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        return None if ok else f"runs must be a whole number >= 0, got {v!r}"
+    if col == "extra":
+        if v is None or v == "":
+            return None
+        try:
+            ok = isinstance(v, str) and isinstance(json.loads(v), dict)
+        except ValueError:
+            ok = False
+        return None if ok else f"extra must be a JSON object, got {str(v)[:40]!r}"
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return None if ok else f"{col} must be a finite number >= 0, got {str(v)[:40]!r}"
+
+
+def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
+    """Every stored row readable, so a hand-edited or damaged table fails on open in one line
+    naming the row, not later in the middle of a search."""
+    cols = ("median_ms", "p90_ms", "std_ms", "runs", "extra")
+    for table in ("units", "e2e"):
+        for key, *values in conn.execute(f"SELECT key, {', '.join(cols)} FROM {table}"):
+            if not isinstance(key, str) or not key:
+                raise PlaidError(f"latency table {path}: {table} has a row whose key is {key!r}, not a name "
+                                 "(edited or damaged; rebuild the table or delete the row)")
+            for col, v in zip(cols, values):
+                why = _bad_value(col, v)
+                if why is not None:
+                    raise PlaidError(f"latency table {path}: {table} row {str(key)[:80]!r}: {why} "
+                                     "(edited or damaged; rebuild the table or delete the row)")
+    for k, v in conn.execute("SELECT k, v FROM calibration"):
+        try:
+            json.loads(v)
+        except (TypeError, ValueError):
+            raise PlaidError(f"latency table {path}: calibration {str(k)[:80]!r} is not JSON "
+                             "(edited or damaged; rebuild the table or delete the row)") from None
 
 
 def _now() -> str:
