@@ -14,13 +14,7 @@ from plaid.lut.latency import Latency
 from plaid.lut.store import LatencyTable, TableMeta
 from plaid.lut.transport import DeviceLost
 from plaid.lut.units import UNIT_VERSION, Unit, space_units
-
-Progress = Callable[[str, int, int, str], None]  # (phase, done, total, label)
-
-
-def _no_progress(phase: str, done: int, total: int, label: str) -> None:
-    pass
-
+from plaid.progress import Progress, no_progress
 
 def lut_dir() -> Path:
     from plaid.convert import cache_dir
@@ -104,7 +98,7 @@ class BuildReport:
                 "warnings": self.warnings}
 
 
-def convert_units(units: list[Unit], progress: Progress = _no_progress) -> dict[str, Path]:
+def convert_units(units: list[Unit], progress: Progress = no_progress) -> dict[str, Path]:
     """fp32 TFLite file per unit key (cached: converted once ever; in parallel)."""
     from plaid.convert import tflite_many
 
@@ -114,7 +108,7 @@ def convert_units(units: list[Unit], progress: Progress = _no_progress) -> dict[
 
 
 def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[dict], None],
-                   progress: Progress = _no_progress) -> None:
+                   progress: Progress = no_progress) -> None:
     """Time models on the target's open session; ``on_event`` gets every event (results,
     re-measurements, warnings). Progress counts distinct models with a result."""
     from plaid.lut.transport import session_for
@@ -132,7 +126,7 @@ def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[d
 
 
 def measure_models(target, models: list[tuple[str, Path]], on_result: Callable[[str, Latency | None, str], None],
-                   progress: Progress = _no_progress) -> None:
+                   progress: Progress = no_progress) -> None:
     """Time models on the target; ``on_result(key, latency or None, error)`` per result."""
 
     def handle(event: dict) -> None:
@@ -160,7 +154,7 @@ def _say(event: dict) -> None:
 
 
 def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
-                progress: Progress = _no_progress) -> BuildReport:
+                progress: Progress = no_progress) -> BuildReport:
     units = space_units(space, resolution)
     todo = [u for u in units if u.key not in table]
     report = BuildReport(table.path, len(units), len(units) - len(todo), 0, [])

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from plaid.errors import PlaidError, UsageError
+from plaid.progress import Progress
 from plaid.procs import Group, scratch_dir
 from plaid.registry import Registry
 
 Event = dict
-Progress = Callable[[str, int, int, str], None]  # (phase, done, total, label)
 
 
 class DeviceLost(PlaidError):

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from plaid.fsio import atomic_open
-from plaid.lut.bench import Progress, _no_progress, measure_models
+from plaid.lut.bench import measure_models
 from plaid.lut.latency import Latency
 from plaid.lut.predictor import Predictor, calibration_name, fidelity
+from plaid.progress import Progress, no_progress
 
 
 def e2e_key(label: str, resolution: tuple[int, int]) -> str:
@@ -18,7 +19,7 @@ def e2e_key(label: str, resolution: tuple[int, int]) -> str:
 
 
 def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, int], table,
-                  progress: Progress = _no_progress) -> dict[str, Latency]:
+                  progress: Progress = no_progress) -> dict[str, Latency]:
     """items: [(label, build callable)] -> measured whole-network latency per label (cached
     in the table's e2e part; only missing ones are converted and timed)."""
     out: dict[str, Latency] = {}
@@ -67,7 +68,7 @@ def sample_distinct(space, n: int, rng: random.Random, exclude: set) -> list:
 
 
 def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_valid: int, seed: int,
-                           progress: Progress = _no_progress) -> dict[str, Any]:
+                           progress: Progress = no_progress) -> dict[str, Any]:
     rng = random.Random(seed)
     calib = sample_distinct(space, n_calib, rng, set())
     valid = sample_distinct(space, n_valid, rng, set(calib))
