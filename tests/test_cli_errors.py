@@ -121,6 +121,27 @@ def test_bad_input_is_one_line(args, code, fragment, inputs, tmp_path):
     assert not (tmp_path / "out").exists()  # export failed before writing anything
 
 
+@pytest.mark.parametrize("edit,fragment", [
+    (("widths = [64, 128]", "widths = [64, 99999999]"), "widths must be integers within 1..4096"),
+    (("depth = [1, 12]", "depth = [1, 100000]"), "depth must be [MIN, MAX] with 1 <= MIN <= MAX <= 64"),
+    (("max_depth = 64", "max_depth = 10000000"), "max_depth must be an integer within 1..1000000"),
+    (("max_stages = 6", "max_stage = 6"), "unknown key(s) max_stage"),
+])
+def test_space_presets_stay_within_their_limits(tmp_path, edit, fragment):
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    preset = configs / "spaces" / "df.toml"
+    text = preset.read_text()
+    assert edit[0] in text
+    preset.write_text(text.replace(edit[0], edit[1], 1))
+    proc = run_plaid("arch", "sample", "--space", "df", "-n", "1", env={"PLAID_CONFIG_DIR": str(configs)})
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "configs/spaces/df.toml" in lines[0] and fragment in lines[0], lines[0]
+
+
 def test_debug_env_still_shows_the_traceback():
     proc = run_plaid("arch", "show", f"df:R{HUGE}-R128-R256", env={"PLAID_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ArchError" in proc.stderr
@@ -172,6 +193,15 @@ def test_no_color_gives_plain_text_on_a_terminal():
     plain = _in_pty(["arch", "show", "df1"], {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain, repr(plain[:300])
     assert "MACs" in plain and "df1" in plain
+
+
+@pytest.mark.parametrize("setting", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
+def test_progress_on_a_terminal_is_plain_with_no_color_or_dumb_term(setting):
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PLAID_DEBUG", "FORCE_COLOR")}
+    env.update(TERM="xterm-256color", COLUMNS="160")
+    out = _in_pty(["arch", "sample", "--space", "pl1a", "-n", "20"], {**env, **setting})
+    assert "\x1b" not in out and "━" not in out, repr(out[:300])
+    assert "sampling and counting 20/20 (100%) in " in out
 
 
 PLAIN_LINE = re.compile(r"^sampling and counting (\d+)/20 \((\d+)%\)( eta \d+(m\d\ds)?s?| in \d+\S*)?  pl1a:\S+$")
