@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev,bench]'
 	@touch $(STAMP)
 
 # Debian packages the tests use: the JDK and junit4 (the Android runner's Java core is

@@ -13,9 +13,13 @@ dominated by everything and prunes its whole down-set, true-front nets included.
 1. *Margin.* ``a`` generates pruning only when a boundary point beats it by more than δ:
    Acc(b) > Acc(a) + δ; the threshold is the fastest such b. δ is either fixed
    (``margin=``) or learnt: the (1 − α) quantile of the excess e = Acc(a') − Acc(a) over
-   every comparable pair a' ≺ a the run has trained (0 when no pair exceeds it). That
-   makes "a' beats its dominated super-net by more than δ" an event of probability ≈ α
-   per pair, and a false prune needs more than that (a' must also beat b).
+   the *near* comparable pairs a' ≺ a the run has trained — those with Lat(a') ≥
+   ``near``·Lat(a), the kind the rule prunes (a pruned a' lies between the threshold and
+   Lat(a)); all pairs while fewer than ``min_near`` near ones are known; 0 when no pair
+   exceeds it. Far pairs (a tiny net below a huge one) would drag the quantile down and
+   say nothing about the nets actually pruned. That makes "a' beats its dominated
+   super-net by more than δ" an event of probability ≈ α per pruned net, and a false
+   prune needs more than that (a' must also beat b).
 2. *Consistency.* A trained net with a trained sub-net that beats it by more than δ has
    already shown that its own down-set violates the order (a failed training, typically):
    it generates nothing.
@@ -58,12 +62,14 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 class Margin:
     """δ learnt from the run's own comparable pairs (or fixed by the user)."""
 
-    def __init__(self, fixed: float | None = None, alpha: float = 0.05, alpha_min: float = 0.005,
-                 reservoir: int = 50_000, seed: int = 0) -> None:
+    def __init__(self, fixed: float | None = None, alpha: float = 0.02, alpha_min: float = 0.0025,
+                 near: float = 0.75, min_near: int = 30, reservoir: int = 50_000, seed: int = 0) -> None:
         self.fixed = fixed
         self.alpha, self.alpha_min = alpha, alpha_min
+        self.near, self.min_near = near, min_near
         self._cap = reservoir
         self._e = np.zeros(0)
+        self._r = np.zeros(0)
         self.pairs = 0  # comparable trained pairs seen
         self.violations = 0  # of which Acc(lower) > Acc(upper)
         self.latency_inversions = 0  # of which Lat(lower) > Lat(upper)
@@ -74,32 +80,41 @@ class Margin:
     def value(self) -> float:
         return self._value
 
-    def add(self, excess: np.ndarray, lat_inverted: int = 0) -> None:
-        """Excesses Acc(lower) − Acc(upper) of newly seen comparable pairs."""
+    def add(self, excess: np.ndarray, ratio: np.ndarray) -> None:
+        """Newly seen comparable pairs: excess Acc(lower) − Acc(upper) and latency ratio
+        Lat(lower) / Lat(upper)."""
         excess = np.asarray(excess, dtype=float)
+        ratio = np.asarray(ratio, dtype=float)
         self.pairs += len(excess)
         self.violations += int((excess > 0).sum())
-        self.latency_inversions += int(lat_inverted)
+        self.latency_inversions += int((ratio > 1).sum())
         if len(excess):
-            room = self._cap - len(self._e)
-            if room > 0:
-                self._e = np.concatenate([self._e, excess[:room]])
-                excess = excess[room:]
+            room = max(0, self._cap - len(self._e))
+            self._e = np.concatenate([self._e, excess[:room]])
+            self._r = np.concatenate([self._r, ratio[:room]])
+            excess, ratio = excess[room:], ratio[room:]
             if len(excess):  # reservoir: keep a uniform sample of every pair seen
                 seen_before = self.pairs - len(excess)
                 slots = self._rng.integers(0, seen_before + np.arange(1, len(excess) + 1))
                 keep = slots < self._cap
                 self._e[slots[keep]] = excess[keep]
+                self._r[slots[keep]] = ratio[keep]
         self._update()
 
     def widen(self) -> None:
         self.alpha = max(self.alpha_min, self.alpha / 2)
         self._update()
 
+    @property
+    def near_pairs(self) -> int:
+        return int((self._r >= self.near).sum())
+
     def _update(self) -> None:
-        if self.fixed is not None:
+        if self.fixed is not None or not len(self._e):
             return
-        self._value = float(max(0.0, np.quantile(self._e, 1 - self.alpha))) if len(self._e) else 0.0
+        near = self._r >= self.near
+        e = self._e[near] if near.sum() >= self.min_near else self._e
+        self._value = float(max(0.0, np.quantile(e, 1 - self.alpha)))
 
     def quantiles(self) -> dict:
         pos = self._e[self._e > 0]
@@ -180,9 +195,10 @@ class Pruner:
         above = self.order.up(i, others)  # trained j ≽ i
         same = below & above
         below, above = below & ~same, above & ~same
-        excess = np.concatenate([self.acc[others[below]] - accuracy, accuracy - self.acc[others[above]]])
-        inv = int((self.lat[others[below]] > self.lat[i]).sum() + (self.lat[i] > self.lat[others[above]]).sum())
-        self.margin.add(excess, inv)
+        lo, up = others[below], others[above]
+        excess = np.concatenate([self.acc[lo] - accuracy, accuracy - self.acc[up]])
+        ratio = np.concatenate([self.lat[lo] / self.lat[i], self.lat[i] / self.lat[up]])
+        self.margin.add(excess, ratio)
         if below.any():
             self.sub_best[i] = float(self.acc[others[below]].max())
         up = others[above]
