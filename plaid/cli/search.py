@@ -27,7 +27,8 @@ DEFAULT_BUDGET = 12
 # defaults of the options that a resumed run takes from its config.json
 _DEFAULTS = {"target": "host", "space": "", "dataset": "digits", "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
-             "device": "cpu", "seed": 0, "pool": 2000, "table": ""}
+             "device": "cpu", "seed": 0, "pool": None, "table": "",
+             "margin": None, "audit": 0.05}
 
 
 def add_parser(sub) -> None:
@@ -52,7 +53,15 @@ def add_parser(sub) -> None:
     p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
     p.add_argument("--device", default=_DEFAULTS["device"], help="cpu or cuda for the proxy trainer")
     p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
-    p.add_argument("--pool", type=int, default=_DEFAULTS["pool"], help="candidates sampled when a space is too large to enumerate")
+    p.add_argument("--pool", type=int, default=_DEFAULTS["pool"],
+                   help="explicit cap on the candidates (default: a finite space whole, up to 10^6; "
+                        "else a 4096-net sample topped up as the search goes)")
+    p.add_argument("--margin", type=float, default=_DEFAULTS["margin"], metavar="DELTA",
+                   help="prune only below nets beaten by more than DELTA accuracy (e.g. 0.01 = 1 point; "
+                        "default: learnt from the run's own comparable pairs)")
+    p.add_argument("--audit", type=float, default=_DEFAULTS["audit"], metavar="SHARE",
+                   help="share of the trainings spent on pruned candidates to measure false prunes "
+                        "(default 0.05; 0 turns the audit off)")
     p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
@@ -75,17 +84,44 @@ def _config(args):
         raise UsageError("give either --train-cmd or --accuracy-table, not both")
     budget = DEFAULT_BUDGET if args.budget is None else args.budget
     for flag, v in (("--budget", budget), ("--epochs", args.epochs), ("--pool", args.pool)):
-        if v < 1:
+        if v is not None and v < 1:
             raise UsageError(f"{flag} must be >= 1, got {v}")
+    if args.margin is not None and not 0 <= args.margin < 1:
+        raise UsageError(f"--margin must be in [0, 1) (accuracy units), got {args.margin}")
+    if not 0 <= args.audit < 0.5:
+        raise UsageError(f"--audit must be a share in [0, 0.5), got {args.audit}")
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
     return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
-                        seed=args.seed, pool=args.pool, evaluator=evaluator, train_cmd=args.train_cmd or "",
+                        seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
                         device=args.device, table=args.table)
+
+
+def report_lines(summary: dict) -> list[str]:
+    """The pruning rule's own account: margin, violations seen, probes, audit, baselines."""
+    m, a = summary.get("margin") or {}, summary.get("audit") or {}
+    lines = []
+    if m:
+        how = "fixed" if m.get("fixed") else f"learnt from {m.get('comparable_pairs', 0)} comparable pairs"
+        rate = f" ({m['violation_rate']:.1%})" if m.get("violation_rate") is not None else ""
+        lines.append(f"margin    δ = {m['delta']:.4f} ({how}); order violations seen {m.get('violations', 0)}{rate}, "
+                     f"latency inversions {m.get('latency_inversions', 0)}; probes {summary.get('probes', 0)}")
+    if a:
+        if a.get("audited"):
+            lo, hi = a["false_prune_rate_ci95"]
+            lines.append(f"audit     {a['audited']} pruned nets trained: {a['false_prunes']} would have lifted the "
+                         f"front (false-prune rate {a['false_prune_rate']:.1%}, 95% CI {lo:.1%}-{hi:.1%}); "
+                         f"{a['contradictions']} contradicted their pruner, {a['restored']} restored")
+        else:
+            lines.append(f"audit     none yet ({a.get('share', 0):.0%} of the trainings goes to pruned nets; "
+                         f"the first after {int(1 / a['share']) if a.get('share') else 0} trainings)")
+    for line in summary.get("baselines_beaten", []):
+        lines.append(f"baseline  {line}")
+    return lines
 
 
 def cmd_search(args) -> int:
@@ -134,6 +170,8 @@ def cmd_search(args) -> int:
     c.print(f"trained   {summary['trained']} ({summary['replayed_from_journal']} from the journal), "
             f"pruned {summary['pruned']} of {summary['candidates']} candidates "
             f"({summary['pruned_fraction']:.1%}, {exact}); stop: {summary['stop_reason']}")
+    for line in report_lines(summary):
+        c.print(line)
     c.print(f"run       {summary['run']}  (config.json, journal.sqlite, front.json, result.json, front.png)")
     return 0
 

@@ -237,8 +237,8 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
             generator = int(pruner.pruned_by[i])
             _, flat, facc = state.front_arrays()
             lifted = not bool(((flat <= ev.latency) & (facc >= acc)).any())
+            pruner.audited(i, generator, acc, lifted)  # judged with the δ it was pruned under
             pruner.record(i, acc)
-            pruner.audited(i, generator, acc, lifted)
         else:
             pruner.record(i, acc)
         evaluated.append(ev)

@@ -26,8 +26,10 @@ class SearchConfig:
     window: tuple[float, float] | None = None
     strategy: str = "pop"
     seed: int = 0
-    pool: int = 2000
+    pool: int | None = None  # explicit cap on the candidates (None: a finite space whole)
     batch: int = 1
+    margin: float | None = None  # pruning margin δ in accuracy units (None: learnt by the run)
+    audit: float = 0.05  # share of the trainings spent auditing pruned candidates
     evaluator: str = "proxy"  # proxy | command | table
     train_cmd: str = ""
     accuracy_table: str = ""
@@ -106,7 +108,7 @@ def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], Non
     return factory("proxy", space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints", log=log)
 
 
-def front_plot(path: Path, result, baselines: dict[str, float], title: str) -> Path:
+def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets: list[dict] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,6 +120,11 @@ def front_plot(path: Path, result, baselines: dict[str, float], title: str) -> P
     fr = result.front
     ax.step([e.latency for e in fr], [e.accuracy for e in fr], where="post", color="tab:red", zorder=3)
     ax.scatter([e.latency for e in fr], [e.accuracy for e in fr], s=26, color="tab:red", label="front", zorder=4)
+    for k, b in enumerate(nets or []):
+        ax.scatter([b["latency"]], [b["accuracy"]], marker="*", s=90, color="tab:green", zorder=5,
+                   label="hand-designed" if k == 0 else None)
+        ax.annotate(b["name"], (b["latency"], b["accuracy"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7, color="tab:green")
     for name, lat in baselines.items():
         ax.axvline(lat, color="tab:blue", lw=0.8, ls="--", zorder=1)
         ax.text(lat, ax.get_ylim()[0], f" {name}", rotation=90, va="bottom", fontsize=7, color="tab:blue")
@@ -251,7 +258,12 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
         table_name = table.meta.name()
     done_before = len(journal)
     result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
-                    window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, on_result=on_result)
+                    window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, margin=cfg.margin,
+                    audit=cfg.audit, on_result=on_result)
+    from plaid.search.baselines import beaten, evaluate_baselines
+
+    nets = evaluate_baselines(space, predictor, evaluator, run, json.dumps(evaluator.describe(), sort_keys=True,
+                                                                            default=str), log)
     prior = _reported(run / "result.json")
     if result.trained < prior:
         raise PlaidError(f"{run / 'result.json'} reports {prior} trainings and this search {result.trained}: "
@@ -269,10 +281,13 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
         "replayed_from_journal": min(done_before, result.trained),
         **result.to_json(),
         "baselines_ms": baselines,
+        "baselines": nets,
+        "baselines_beaten": beaten(result.front, nets),
     }
     write_json(run / "result.json", summary)
     write_json(run / "front.json", {"target": target.name, "space": space.name, "resolution": list(res),
-                                    "front": [_front_entry(e, evaluator) for e in result.front]})
-    front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})")
+                                    "front": [_front_entry(e, evaluator) for e in result.front],
+                                    "baselines": nets, "baselines_beaten": summary["baselines_beaten"]})
+    front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})", nets)
     summary["plot"] = str(run / "front.png")
     return summary
