@@ -163,3 +163,22 @@ def test_noisy_space_keeps_most_of_the_front():
     assert got >= 0.99 * hv
     assert res.trained < res.candidates
     assert math.isfinite(res.margin["delta"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_packed_order_queries_match_le_on_real_spaces(seed):
+    """The packed-word down-set test (many genes, several words for DF) equals space.le."""
+    from plaid.spaces import get_space
+
+    rng = random.Random(seed)
+    for name in ("df", "pl1a"):
+        space = get_space(name)
+        archs = [space.sample(rng) for _ in range(12)]
+        archs += [space.shrink(a, rng) for a in archs]
+        order = OrderIndex(space, archs)
+        got = order.down_many(np.arange(len(archs)))
+        want = np.array([[space.le(b, a) for b in archs] for a in archs])
+        assert (got == want).all()
+        ups = np.array([order.up(i) for i in range(len(archs))])
+        assert (ups == want.T).all()

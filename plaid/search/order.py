@@ -23,6 +23,7 @@ class OrderIndex:
         self._embed = getattr(space, "embed", None)
         self._cols: np.ndarray | None = None  # (d, n) embedding, one row per gene
         self._rows: dict[int, np.ndarray] = {}
+        self._pack: tuple[np.ndarray, np.ndarray] | None = None
         self.extend(candidates)
 
     def __len__(self) -> int:
@@ -37,6 +38,7 @@ class OrderIndex:
         if not archs:
             return
         self.candidates.extend(archs)
+        self._pack = None
         if self._embed is not None:
             e = np.array([self._embed(a) for a in archs], dtype=np.int64).T
             dtype = np.int16 if e.size and np.abs(e).max() < 2**15 else np.int64
@@ -47,6 +49,32 @@ class OrderIndex:
                 self._cols = np.concatenate([self._cols.astype(np.result_type(self._cols, e)), e], axis=1)
         else:
             self._rows.clear()
+
+    def _packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Genes as ranks packed into uint64 words with a guard bit per field, so that one
+        subtraction tests every gene of a word at once: with H the guard bits,
+        ((B | H) − A) & H == H exactly when every field of A is ≤ the one of B (a field
+        never borrows from its neighbour because B | H ≥ A field by field)."""
+        if self._pack is not None and self._pack[0].shape[1] == len(self.candidates):
+            return self._pack
+        cols = self._cols
+        fields = []
+        ranks = []
+        for g in range(cols.shape[0]):
+            uniq = np.unique(cols[g])
+            ranks.append(np.searchsorted(uniq, cols[g]).astype(np.uint64))
+            fields.append(max(1, int(len(uniq) - 1).bit_length()) + 1)
+        words, guards, shift = [np.zeros(cols.shape[1], dtype=np.uint64)], [0], 0
+        for r, bits in zip(ranks, fields):
+            if shift + bits > 64:
+                words.append(np.zeros(cols.shape[1], dtype=np.uint64))
+                guards.append(0)
+                shift = 0
+            words[-1] |= r << np.uint64(shift)
+            guards[-1] |= 1 << (shift + bits - 1)
+            shift += bits
+        self._pack = (np.stack(words), np.array(guards, dtype=np.uint64))
+        return self._pack
 
     def embedding(self, idx: np.ndarray | None = None) -> np.ndarray:
         """(n, d) embedding rows (vectorised spaces only)."""
@@ -64,15 +92,19 @@ class OrderIndex:
         cols_idx = np.arange(n) if cols is None else np.asarray(cols, dtype=np.int64)
         if self._cols is None:
             return np.array([self._row(int(r))[cols_idx] for r in rows], dtype=bool).reshape(len(rows), len(cols_idx))
-        sub = self._cols[:, cols_idx] if cols is not None else self._cols
-        top = self._cols[:, rows]
+        words, guards = self._packed()
+        sub = words[:, cols_idx] if cols is not None else words
+        top = words[:, rows] | guards[:, None]
         out = np.empty((len(rows), len(cols_idx)), dtype=bool)
         step = max(1, _CHUNK_CELLS // max(1, len(cols_idx)))
         for s in range(0, len(rows), step):
             block = out[s:s + step]
-            block[...] = True
-            for g in range(sub.shape[0]):
-                block &= sub[g][None, :] <= top[g, s:s + step, None]
+            for w in range(len(guards)):
+                hit = ((top[w, s:s + step, None] - sub[w][None, :]) & guards[w]) == guards[w]
+                if w == 0:
+                    block[...] = hit
+                else:
+                    block &= hit
         return out
 
     def up(self, i: int, cols: np.ndarray | None = None) -> np.ndarray:
@@ -81,10 +113,11 @@ class OrderIndex:
         if self._cols is None:
             a = self.candidates[i]
             return np.array([self.space.le(a, self.candidates[j]) for j in cols_idx], dtype=bool)
-        sub = self._cols[:, cols_idx]
+        words, guards = self._packed()
+        sub = words[:, cols_idx] | guards[:, None]
         mask = np.ones(len(cols_idx), dtype=bool)
-        for g in range(sub.shape[0]):
-            mask &= sub[g] >= self._cols[g, i]
+        for w in range(len(guards)):
+            mask &= ((sub[w] - words[w, i]) & guards[w]) == guards[w]
         return mask
 
     def _row(self, i: int) -> np.ndarray:

@@ -75,9 +75,13 @@ class Margin:
         self.latency_inversions = 0  # of which Lat(lower) > Lat(upper)
         self._rng = np.random.default_rng(seed)
         self._value = 0.0 if fixed is None else float(fixed)
+        self._dirty = False
 
     @property
     def value(self) -> float:
+        if self._dirty:
+            self._dirty = False
+            self._update()
         return self._value
 
     def add(self, excess: np.ndarray, ratio: np.ndarray) -> None:
@@ -99,7 +103,7 @@ class Margin:
                 keep = slots < self._cap
                 self._e[slots[keep]] = excess[keep]
                 self._r[slots[keep]] = ratio[keep]
-        self._update()
+        self._dirty = True
 
     def widen(self) -> None:
         self.alpha = max(self.alpha_min, self.alpha / 2)
@@ -272,16 +276,20 @@ class Pruner:
         self._applied_delta = self.margin.value
 
     def _cover(self, g: int, t: float, cols: np.ndarray | None = None) -> np.ndarray:
-        idx = np.arange(len(self.lat)) if cols is None else cols
-        sel = idx[(self.lat[idx] >= t) & ~self.trained[idx]]
+        if cols is None:
+            sel = np.flatnonzero((self.lat >= t) & ~self.trained)
+        else:
+            sel = cols[(self.lat[cols] >= t) & ~self.trained[cols]]
         out = np.zeros(len(self.lat), dtype=bool)
         if len(sel):
             out[sel[self.order.down(g, sel)]] = True
         return out if cols is None else out[cols]
 
     def _apply(self, g: int, t: float, cols: np.ndarray | None = None) -> None:
-        idx = np.arange(len(self.lat)) if cols is None else cols
-        sel = idx[(self.lat[idx] >= t) & ~self.trained[idx] & (self.pruned_by[idx] < 0)]
+        if cols is None:
+            sel = np.flatnonzero((self.lat >= t) & ~self.trained & (self.pruned_by < 0))
+        else:
+            sel = cols[(self.lat[cols] >= t) & ~self.trained[cols] & (self.pruned_by[cols] < 0)]
         if len(sel):
             self.pruned_by[sel[self.order.down(g, sel)]] = g
 

@@ -32,8 +32,13 @@ class RandomPrunedStrategy(Strategy):
     baseline for the selection rule)."""
 
     def select(self, state, k: int, rng: random.Random) -> list[int]:
-        open_ = [int(i) for i in np.flatnonzero(state.open_mask)]
-        return rng.sample(open_, min(k, len(open_)))
+        open_ = np.flatnonzero(state.open_mask)
+        picks: list[int] = []
+        while len(picks) < min(k, len(open_)):
+            i = int(open_[rng.randrange(len(open_))])
+            if i not in picks:
+                picks.append(i)
+        return picks
 
 
 @register_strategy("pop")
@@ -56,7 +61,7 @@ class PopStrategy(Strategy):
     best of the previous pick, whose gains can only have shrunk since); the shortlist
     shrinks as the space grows so a pick stays about k·n·d comparisons."""
 
-    def __init__(self, bins: int = 8, shortlist: int = 256, cells: int = 40_000_000) -> None:
+    def __init__(self, bins: int = 8, shortlist: int = 256, cells: int = 20_000_000) -> None:
         self.bins = bins
         self.shortlist = shortlist
         self.cells = cells
@@ -79,8 +84,7 @@ class PopStrategy(Strategy):
             return None
         lats = state.latencies
         score = self._score(state)
-        edges = np.quantile(lats, np.linspace(0, 1, self.bins + 1))
-        bin_of = np.clip(np.searchsorted(edges, lats, side="right") - 1, 0, self.bins - 1)
+        bin_of = self._bins(lats)
         trained_bins = set(bin_of[state.trained_mask].tolist())
         size = max(8, min(self.shortlist, self.cells // max(1, len(open_idx))))
         for b in range(self.bins):
@@ -90,7 +94,7 @@ class PopStrategy(Strategy):
             if not len(in_bin):
                 continue
             short = self._shortlist(in_bin, score, size, rng)
-            down = state.order.down_many(short, open_idx).sum(axis=1)
+            down = np.count_nonzero(state.order.down_many(short, open_idx), axis=1)
             return int(short[_argbest(down, -lats[short])])
         _, front_lats, _ = state.front_arrays()
         short = self._shortlist(open_idx, score, size, rng, keep=self._keep)
@@ -99,13 +103,21 @@ class PopStrategy(Strategy):
         cols = open_idx[lats[open_idx] >= (t.min() if len(t) else np.inf)]
         if len(cols):
             below = state.order.down_many(short, cols)
-            gains = (below & (lats[cols][None, :] >= t[:, None])).sum(axis=1)
-            downs = below.sum(axis=1)
+            downs = np.count_nonzero(below, axis=1)
+            below &= lats[cols][None, :] >= t[:, None]
+            gains = np.count_nonzero(below, axis=1)
         else:
             gains = downs = np.zeros(len(short))
         rank = np.lexsort((lats[short], -downs, -gains))
         self._keep = [int(short[j]) for j in rank[1:17] if gains[j] > 0]
         return int(short[rank[0]])
+
+    def _bins(self, lats: np.ndarray) -> np.ndarray:
+        cached = getattr(self, "_bin_of", None)
+        if cached is None or len(cached) != len(lats):
+            edges = np.quantile(lats, np.linspace(0, 1, self.bins + 1))
+            self._bin_of = np.clip(np.searchsorted(edges, lats, side="right") - 1, 0, self.bins - 1)
+        return self._bin_of
 
     def _score(self, state) -> np.ndarray:
         cached = getattr(self, "_size", None)
@@ -120,7 +132,7 @@ class PopStrategy(Strategy):
             return idx
         n_top = size // 4
         top = idx[np.argpartition(-score[idx], n_top)[:n_top]]
-        rand = np.random.default_rng(rng.randrange(2**32)).choice(idx, size=size - n_top, replace=False)
+        rand = idx[np.random.default_rng(rng.randrange(2**32)).integers(0, len(idx), size - n_top)]
         extra = np.array(keep or [], dtype=np.int64)
         extra = extra[np.isin(extra, idx)]
         return np.unique(np.concatenate([top, rand, extra]).astype(np.int64))
