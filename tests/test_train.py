@@ -231,7 +231,9 @@ def test_proxy_trains_deterministically_and_checkpoints(digits, tmp_path):
     top1 = ev(arch)
     assert top1 > 0.8, top1  # 10 classes: chance is 0.1; this reaches ~0.95
     result = ev.results[SMALL]
-    assert result["epochs"] == 3 and result["params"] > 10_000 and math.isfinite(result["loss"])
+    # 3 epochs of digits are 69 steps, under the 200-step floor: 200 steps in 9 passes
+    assert result["steps"] == 200 and result["epochs"] == 9
+    assert result["params"] > 10_000 and math.isfinite(result["loss"])
     assert len(lines) == 1 and SMALL in lines[0]
     assert ev(SMALL) == top1 and len(lines) == 1  # cached by arch string
 
@@ -278,6 +280,108 @@ def test_proxy_config_errors(digits):
         with pytest.raises(UsageError) as exc:
             train_and_evaluate(space.build(space.decode(SMALL), num_classes=10), digits, ProxyConfig(device="cuda"))
         assert "CUDA is not available" in one_line(exc)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"min_steps": -1}, "min_steps must be a non-negative integer"),
+    ({"shift": 1.5}, "shift must be a non-negative integer"),
+    ({"warmup": 1.0}, "warmup must be below 1"),
+    ({"label_smoothing": -0.1}, "label_smoothing must be a non-negative number"),
+])
+def test_proxy_config_lever_errors(kw, needle):
+    from plaid.train.proxy import ProxyConfig
+
+    with pytest.raises(UsageError) as exc:
+        ProxyConfig(**kw)
+    assert needle in one_line(exc)
+
+
+def test_proxy_step_budget():
+    from plaid.train.proxy import ProxyConfig
+
+    # 1438 digits train samples at batch 64: 22 full batches and one of 30
+    assert ProxyConfig(epochs=3, min_steps=0).step_budget(1438) == 69
+    assert ProxyConfig(epochs=3, min_steps=200).step_budget(1438) == 200  # the floor lifts a small dataset
+    assert ProxyConfig(epochs=3, min_steps=200).step_budget(50_000) == 3 * 782  # and leaves a large one
+    assert ProxyConfig(epochs=3, steps=7, min_steps=200).step_budget(1438) == 7  # exact budget wins
+    assert ProxyConfig(batch_size=64).batches_per_epoch(129) == 2  # a trailing batch of one is dropped
+
+
+def test_proxy_runs_exactly_its_step_budget():
+    import torch
+
+    from plaid.train.proxy import ProxyConfig, train_and_evaluate
+
+    small = load_dataset("digits", 16, limit=200)  # 4 batches of 64 per epoch
+    space, arch = parse_arch(SMALL)
+    seen = []
+    cfg = ProxyConfig(steps=6, resolution=16, threads=1, warmup=0.3, shift=2, label_smoothing=0.1,
+                      bn_recalibrate=True)
+    torch.manual_seed(0)
+    result = train_and_evaluate(space.build(arch, num_classes=10), small, cfg,
+                                progress=lambda e, n, loss: seen.append((e, n)))
+    assert result["steps"] == 6 and result["epochs"] == 2 and seen == [(1, 2), (2, 2)]
+    torch.manual_seed(0)  # the same initial weights, as ProxyEvaluator does
+    again = train_and_evaluate(space.build(arch, num_classes=10), small, cfg)
+    assert again["top1"] == result["top1"] and again["loss"] == result["loss"]  # every lever is seeded
+
+
+def test_schedule_warms_up_then_decays():
+    from plaid.train.proxy import _schedule
+
+    f = _schedule(10, 2)
+    assert [f(0), f(1), f(2)] == [0.5, 1.0, 1.0]
+    assert all(f(i) > f(i + 1) for i in range(2, 9)) and 0 < f(9) < 0.05
+
+
+def test_random_shift_translates_each_image():
+    import torch
+    import torch.nn.functional as F
+
+    from plaid.train.proxy import random_shift
+
+    x = torch.randn(8, 3, 6, 7)
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    shifts = set()
+    for n in range(len(x)):
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if torch.equal(out[n], padded[n, :, dy:dy + 6, dx:dx + 7])]
+        assert found, n
+        shifts.add(found[0])
+    assert len(shifts) > 1  # each image gets its own shift
+    assert torch.equal(random_shift(x, 2, torch.Generator().manual_seed(0)), out)
+
+
+def test_recalibrate_bn_uses_the_final_weights():
+    import torch
+    from torch import nn
+
+    from plaid.train.proxy import recalibrate_bn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.1))
+    x = torch.randn(64, 3, 8, 8)
+    model[1].running_mean.fill_(5.0)
+    recalibrate_bn(model, x, 16)
+    with torch.no_grad():
+        feats = model[0](x)
+    assert torch.allclose(model[1].running_mean, feats.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert model[1].momentum == 0.1  # restored
+
+
+def test_zero_init_residual_only_where_the_branch_is_added():
+    from plaid.train.proxy import zero_init_residual
+
+    space, arch = parse_arch("df:R64x2-R128x2-B128x2,512")
+    model = space.build(arch, num_classes=10)
+    assert zero_init_residual(model) == 7  # 2 + 2 + 3 blocks
+    assert float(model.backbone.res2[0].conv2.bn.weight.abs().sum()) == 0.0
+    assert float(model.backbone.res4[1].conv3.bn.weight.abs().sum()) == 0.0
+    pl1a, small = parse_arch(SMALL)
+    assert zero_init_residual(pl1a.build(small, num_classes=10)) == 0
 
 
 # ---- the user's training command ------------------------------------------------------------------

@@ -1,9 +1,16 @@
 """The built-in proxy trainer: a short, seeded SGD run whose val top-1 ranks architectures.
 
-SGD with momentum (no Nesterov), weight decay 1e-4 (the POP authors' advice), a cosine
-learning-rate schedule over all steps, cross-entropy. Seeds are fixed (``torch.manual_seed``
-and a ``torch.Generator`` for the shuffling) and cuDNN is held to deterministic kernels while
-training, so the same model, data and config give the same top-1 on the same machine.
+POP prunes on a ≼ b ⇒ Acc(a) ≤ Acc(b), so the proxy must not under-train big nets. SGD with
+momentum (no Nesterov), weight decay 1e-4 (the POP authors' advice), the same step budget
+for every net (``epochs`` passes, at least ``min_steps`` = 200: on digits 3 epochs are only
+69 steps, in which deep ShuffleNets do not train), a linear warm-up over the first 10% of
+the steps then cosine to 0, cross-entropy, and BN statistics re-estimated on the train split
+under the final weights before validating. Shift augmentation, label smoothing and
+zero-init of residual branches are there as options, off by default
+(compare them with ``benchmarks/proxy_order.py --set``). Seeds are fixed (``torch.manual_seed`` and a
+``torch.Generator`` for the shuffling and the shifts) and cuDNN is held to deterministic
+kernels while training, so the same model, data and config give the same top-1 on the same
+machine.
 """
 
 from __future__ import annotations
@@ -24,10 +31,17 @@ Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean train loss)
 @dataclass(frozen=True)
 class ProxyConfig:
     epochs: int = 3
+    steps: int | None = None  # exact optimizer steps; None: epochs x batches per epoch, at least min_steps
+    min_steps: int = 200  # floor of the epoch-derived budget, so that a small dataset does not under-train
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    warmup: float = 0.1  # share of the steps with a linear LR warm-up
+    label_smoothing: float = 0.0
+    shift: int = 0  # random translation of each training image by up to this many pixels
+    zero_init_residual: bool = False  # zero the last BN of each residual block (DF/ResNet)
+    bn_recalibrate: bool = True  # re-estimate BN statistics on the train split before validating
     resolution: int = 32
     seed: int = 0
     device: str = "cpu"
@@ -38,18 +52,38 @@ class ProxyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"proxy config: {name} must be a positive integer, got {value!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise UsageError(f"proxy config: threads must be a positive integer, got {self.threads!r}")
-        for name in ("lr", "momentum", "weight_decay"):
+        for name in ("threads", "steps"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"proxy config: {name} must be a positive integer, got {value!r}")
+        for name in ("shift", "min_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise UsageError(f"proxy config: {name} must be a non-negative integer, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "warmup", "label_smoothing"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise UsageError(f"proxy config: {name} must be a non-negative number, got {value!r}")
         if self.lr == 0:
             raise UsageError("proxy config: lr must be positive")
+        for name in ("warmup", "label_smoothing"):
+            if getattr(self, name) >= 1:
+                raise UsageError(f"proxy config: {name} must be below 1, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def batches_per_epoch(self, n_train: int) -> int:
+        """Batches in one pass over ``n_train`` samples; a trailing batch of one sample would
+        break BatchNorm in train mode, so it is dropped."""
+        return n_train // self.batch_size + (1 if n_train % self.batch_size >= 2 else 0)
+
+    def step_budget(self, n_train: int) -> int:
+        """Optimizer steps on a train split of ``n_train`` samples: ``steps`` if set, else
+        ``epochs`` passes but never fewer than ``min_steps``. Every net gets the same budget."""
+        if self.steps is not None:
+            return self.steps
+        return max(self.epochs * self.batches_per_epoch(n_train), self.min_steps)
 
 
 def _device(name: str):
@@ -67,9 +101,9 @@ def _device(name: str):
 
 
 def train_and_evaluate(model, dataset: Dataset, cfg: ProxyConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Train ``model`` on ``dataset.train`` for ``cfg.epochs`` and measure top-1 on
-    ``dataset.val``. Returns {"top1", "loss" (last epoch's mean train loss), "val_loss",
-    "epochs", "train_seconds", "params", "diverged"}."""
+    """Train ``model`` on ``dataset.train`` for ``cfg.steps`` optimizer steps (default: ``cfg.epochs``
+    passes) and measure top-1 on ``dataset.val``. Returns {"top1", "loss" (last epoch's mean
+    train loss), "val_loss", "epochs", "steps", "train_seconds", "params", "diverged"}."""
     import torch
     import torch.nn.functional as F
 
@@ -87,42 +121,49 @@ def train_and_evaluate(model, dataset: Dataset, cfg: ProxyConfig, progress: Prog
     try:
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
+        if cfg.zero_init_residual:
+            zero_init_residual(model)
         model = model.to(device)
         x_train = torch.from_numpy(dataset.train.x).to(device)
         y_train = torch.from_numpy(dataset.train.y).to(device)
         n = len(y_train)
-        # a trailing batch of one sample would break BatchNorm in train mode: drop it
-        per_epoch = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)
+        per_epoch = cfg.batches_per_epoch(n)
         if per_epoch == 0:
             raise UsageError(f"dataset {dataset.name!r}: too few training samples ({n})")
+        steps = cfg.step_budget(n)
+        epochs = math.ceil(steps / per_epoch)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay, nesterov=False)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * per_epoch)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps, round(cfg.warmup * steps)))
         start = time.perf_counter()
-        epoch_loss, diverged, epochs_done = float("nan"), False, 0
-        for epoch in range(cfg.epochs):
+        epoch_loss, diverged, epochs_done, step = float("nan"), False, 0, 0
+        for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(device)
             total, seen = 0.0, 0
-            for b in range(per_epoch):
+            for b in range(min(per_epoch, steps - step)):
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                logits = model(x_train[idx])
+                x = x_train[idx] if cfg.shift == 0 else random_shift(x_train[idx], cfg.shift, gen)
+                logits = model(x)
                 if logits.ndim != 2:
                     raise UsageError(f"the proxy trainer needs classification logits (N, classes), the model "
                                      f"gives shape {tuple(logits.shape)}")
-                loss = F.cross_entropy(logits, y_train[idx])
+                loss = F.cross_entropy(logits, y_train[idx], label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
+                step += 1
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
             epoch_loss, epochs_done = total / seen, epoch + 1
             if progress is not None:
-                progress(epoch + 1, cfg.epochs, epoch_loss)
+                progress(epoch + 1, epochs, epoch_loss)
             if not math.isfinite(epoch_loss):
                 diverged = True
                 break
+        if cfg.bn_recalibrate and not diverged:
+            recalibrate_bn(model, x_train, cfg.batch_size)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
@@ -131,9 +172,75 @@ def train_and_evaluate(model, dataset: Dataset, cfg: ProxyConfig, progress: Prog
         if cfg.threads is not None:
             torch.set_num_threads(old_threads)
         cudnn.deterministic, cudnn.benchmark = old_cudnn
-    return {"top1": top1, "loss": epoch_loss, "val_loss": val_loss, "epochs": epochs_done,
+    return {"top1": top1, "loss": epoch_loss, "val_loss": val_loss, "epochs": epochs_done, "steps": step,
             "train_seconds": train_seconds, "params": sum(p.numel() for p in model.parameters()),
             "diverged": diverged}
+
+
+def _schedule(steps: int, warmup: int) -> Callable[[int], float]:
+    """LR factor at step ``i``: linear warm-up over ``warmup`` steps, then cosine to 0."""
+    def factor(i: int) -> float:
+        if i < warmup:
+            return (i + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (i - warmup) / max(steps - warmup, 1)))
+    return factor
+
+
+def random_shift(x, pixels: int, gen):
+    """Translate each image by its own (dy, dx) in [-pixels, pixels], edges replicated."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    d = torch.randint(0, 2 * pixels + 1, (2, n), generator=gen).to(x.device)
+    padded = F.pad(x, (pixels,) * 4, mode="replicate")
+    rows = (d[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (d[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[torch.arange(n, device=x.device)[:, None, None, None], chans, rows, cols]
+
+
+def zero_init_residual(model) -> int:
+    """Zero the scale of the BN that ends each residual branch of DF/ResNet blocks, so each
+    block starts as (nearly) the identity; returns how many were zeroed. ShuffleNetV2 units
+    are left alone: their branch ends in BN -> ReLU, where a zero BN gets no gradient."""
+    import torch
+
+    from plaid.models.resnets import BasicBlock, Bottleneck
+
+    count = 0
+    with torch.no_grad():
+        for m in model.modules():
+            last = m.conv2 if isinstance(m, BasicBlock) else m.conv3 if isinstance(m, Bottleneck) else None
+            if last is not None:
+                last.bn.weight.zero_()
+                count += 1
+    return count
+
+
+def recalibrate_bn(model, x, batch_size: int) -> None:
+    """Replace every BN's running mean/var by their average over ``x`` under the final
+    weights (a no-grad train-mode pass): the momentum averages lag behind weights that
+    moved a lot in a short run, and deep nets suffer most from that lag."""
+    import torch
+    from torch import nn
+
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    n = len(x)
+    try:
+        with torch.no_grad():
+            for i in range(0, n - n % batch_size if n % batch_size < 2 else n, batch_size):
+                model(x[i:i + batch_size])
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
 
 def _evaluate(model, dataset: Dataset, device, batch_size: int) -> tuple[float, float]:
