@@ -27,6 +27,7 @@ Writes benchmarks/results/search_efficiency.json (+ .png)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -156,7 +157,7 @@ def run_plaid(space, archs, lat, acc, strategy, seed, budget, curve, **kw):
     return res, time.perf_counter() - t0
 
 
-def run_nsga2(E, lat, acc, seed, budget, curve):
+def run_nsga2(E, lat, acc, seed, budget, curve, rules=RULES):
     """pymoo's NSGA-II on the integer genes (width index, units per stage); a training is
     counted the first time a distinct net is evaluated."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -166,14 +167,14 @@ def run_nsga2(E, lat, acc, seed, budget, curve):
     from pymoo.operators.repair.rounding import RoundingRepair
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
     
-    widths = [r[1] for r in RULES]
+    widths = [r[1] for r in rules]
     lookup = {tuple(row): i for i, row in enumerate(E.tolist())}
     seen: set = set()
 
     class P(Problem):
         def __init__(self):
-            xl = np.array([0, 1, 0, 1, 0, 1])
-            xu = np.array([3, 6, 3, 8, 3, 6])
+            xl = np.array([v for _, _, (lo, _) in rules for v in (0, lo)])
+            xu = np.array([v for _, w, (_, hi) in rules for v in (len(w) - 1, hi)])
             super().__init__(n_var=6, n_obj=2, xl=xl, xu=xu, vtype=int)
 
         def _evaluate(self, X, out, *args, **kwargs):
@@ -205,25 +206,45 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=6000, help="trainings per run (default 6000)")
     ap.add_argument("--strategies", nargs="+", default=["pop", "pop-exact", "random-pruned", "random", "nsga2"])
-    ap.add_argument("-o", "--output", type=Path,
-                    default=Path(__file__).resolve().parent / "results" / "search_efficiency.json")
+    ap.add_argument("--real-table", type=Path, metavar="JSON",
+                    help="ground truth from benchmarks/real_table.py instead of the violation model")
+    ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
+    results = Path(__file__).resolve().parent / "results"
+    args.output = args.output or results / ("search_efficiency_real.json" if args.real_table
+                                            else "search_efficiency.json")
 
     from plaid.search.front import hypervolume, pareto_front
     from plaid.spaces.pl1a import PL1ASpace
 
     space = PL1ASpace()
-    space.rules = RULES
+    rules = RULES
+    if args.real_table:
+        real = json.loads(args.real_table.read_text())
+        rules = tuple((f"stage{i + 1}", tuple(w), tuple(u)) for i, (w, u) in enumerate(real["space"]["rules"]))
+    space.rules = rules
     archs = list(space.enumerate())
     E = np.array([space.embed(a) for a in archs])
-    params, reached = calibrate(E, 0)
-    print(f"{len(archs)} nets; violation model {params}; reached {reached}", flush=True)
-    report = {"benchmark": "search_efficiency", "machine": machine(), "space": "pl1a sub-space " + repr(RULES),
-              "space_size": len(archs), "violation_model": params, "violation_target": TARGET,
-              "violation_reached": reached, "budget": args.budget, "seeds": args.seeds, "strategies": {}}
+    report = {"benchmark": "search_efficiency", "machine": machine(), "space": "pl1a sub-space " + repr(rules),
+              "space_size": len(archs), "budget": args.budget, "seeds": args.seeds, "strategies": {}}
+    if args.real_table:
+        nets = real["nets"]
+        missing = [space.key(a) for a in archs if space.key(a) not in nets]
+        if missing:
+            raise SystemExit(f"{args.real_table}: {len(missing)} nets of the space missing (e.g. {missing[0]})")
+        real_acc = np.array([nets[space.key(a)]["accuracy"] for a in archs])
+        real_lat = np.array([nets[space.key(a)]["latency_ms"] for a in archs])
+        lo, up = pair_sample(E, 20_000, np.random.default_rng(0))
+        report.update({"ground_truth": str(args.real_table.name), "how_made": {k: v for k, v in real.items() if k != "nets"},
+                       "violations_in_truth": pair_stats(real_acc, real_lat, lo, up)})
+        print(f"{len(archs)} nets from {args.real_table}; {report['violations_in_truth']}", flush=True)
+    else:
+        params, reached = calibrate(E, 0)
+        print(f"{len(archs)} nets; violation model {params}; reached {reached}", flush=True)
+        report.update({"violation_model": params, "violation_target": TARGET, "violation_reached": reached})
     runs = {s: [] for s in args.strategies}
     for seed in range(args.seeds):
-        acc, lat = make_world(E, **params, seed=1000 + seed)
+        acc, lat = (real_acc, real_lat) if args.real_table else make_world(E, **params, seed=1000 + seed)
         pts = list(zip(lat.tolist(), acc.tolist()))
         ref_lat, ref_acc = float(lat.max()), float(acc.min())
         hv_true = hypervolume(pts, ref_lat, ref_acc)
@@ -232,7 +253,7 @@ def main() -> int:
             curve = Curve(ref_lat, ref_acc, hv_true)
             row = {"seed": seed, "true_front": len(true_front)}
             if strategy == "nsga2":
-                row["trained"], row["seconds"] = run_nsga2(E, lat, acc, seed, args.budget, curve)
+                row["trained"], row["seconds"] = run_nsga2(E, lat, acc, seed, args.budget, curve, rules)
             else:
                 kw = {"margin": 0.0, "audit": 0.0, "probe_min": 10**9} if strategy == "pop-exact" else {}
                 res, secs = run_plaid(space, archs, lat, acc, "pop" if strategy == "pop-exact" else strategy,
