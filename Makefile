@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev,bench]'
 	@touch $(STAMP)
 
-# Debian packages the tests use: the JDK and junit4 (the Android runner's Java core is
-# compiled and unit-tested on the host), and adb (the --adb-transport cli path).
+# Debian packages the tests use: the JDK, junit4 and libandroid-json-org-java (Android's
+# org.json; the Android runner's Java core is compiled and unit-tested on the host), and adb
+# (the --adb-transport cli path).
 system-deps:
-	@test -f /usr/share/java/junit4.jar && command -v javac >/dev/null && command -v adb >/dev/null || \
-	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq default-jdk-headless junit4 adb >/dev/null)
+	@test -f /usr/share/java/junit4.jar && test -f /usr/share/java/json-android.jar && \
+	  command -v javac >/dev/null && command -v adb >/dev/null || \
+	  ($(SUDO) apt-get update -qq && \
+	   $(SUDO) apt-get install -y -qq default-jdk-headless junit4 libandroid-json-org-java adb >/dev/null)
 
 demo: setup
 	$(VENV)/bin/plaid arch show df1

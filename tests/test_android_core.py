@@ -3,7 +3,8 @@ and cross-checks of the same behaviour in Java and in device_bench: plan validat
 plans, rejected plans and their messages), the timing protocol with its statistics, and the
 results/events files against device_bench.schema.
 
-Needs a JDK and junit4 (`make system-deps` installs them); without them these tests fail."""
+Needs a JDK, junit4 and libandroid-json-org-java, Debian's build of Android's org.json (`make
+system-deps` installs them); without them these tests fail."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from device_bench.schema import PLAN_SCHEMA, SchemaError, validate_plan, validat
 pytestmark = pytest.mark.slow
 
 CORE = Path(__file__).resolve().parents[1] / "android_runner" / "core"
-JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"))
+ORG_JSON = Path("/usr/share/java/json-android.jar")  # org.json, which Android has in its platform
+JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"), ORG_JSON)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def core_build(tmp_path_factory):
     missing = [tool for tool in ("java", "javac") if shutil.which(tool) is None]
     missing += [str(jar) for jar in JARS if not jar.is_file()]
     if missing:
-        pytest.fail(f"the Android runner core needs a JDK and junit4, missing: {', '.join(missing)} "
+        pytest.fail(f"the Android runner core needs a JDK, junit4 and org.json, missing: {', '.join(missing)} "
                     "(run `make system-deps`)")
     build = tmp_path_factory.mktemp("android-core")
     proc = subprocess.run(["bash", str(CORE / "test.sh")], env={**os.environ, "BUILD_DIR": str(build)},
@@ -43,7 +45,8 @@ def java_cli(core_build, *args: str, stdin: str | None = None) -> subprocess.Com
     classes = build / "classes" / "main"
     if not (classes / "org" / "plaid" / "bench" / "core" / "Cli.class").is_file():
         pytest.fail("the core did not compile; see test_junit_suite_passes")
-    return subprocess.run(["java", "-XX:TieredStopAtLevel=1", "-cp", str(classes), "org.plaid.bench.core.Cli", *args],
+    return subprocess.run(["java", "-XX:TieredStopAtLevel=1", "-cp", f"{classes}{os.pathsep}{ORG_JSON}",
+                           "org.plaid.bench.core.Cli", *args],
                           input=stdin, capture_output=True, text=True, timeout=60)
 
 

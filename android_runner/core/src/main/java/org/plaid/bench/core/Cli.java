@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.json.JSONException;
 
 /**
  * The core on the host JVM, for cross-checks against device_bench (tests/test_android_core.py):
@@ -34,11 +35,11 @@ public final class Cli {
         String cmd = args.length > 0 ? args[0] : "";
         if ("validate-plan".equals(cmd) && args.length == 2) {
             try {
-                out.println(Json.writePretty(Plan.read(new File(args[1])).toJson()));
+                out.println(PyJson.writePretty(Plan.read(new File(args[1])).toJson()));
                 return 0;
             } catch (IOException e) {
                 err.println("plaid-bench: error: " + args[1] + ": " + PlanRunner.oneLine(e));
-            } catch (JsonException | SchemaException e) {
+            } catch (JSONException | SchemaException e) {
                 err.println("plaid-bench: error: " + args[1] + ": " + e.getMessage());
             }
             return 2;
@@ -66,18 +67,18 @@ public final class Cli {
         }
         if ("stats".equals(cmd) && args.length == 1) {
             try {
-                Object doc = Json.parse(new String(readAll(in), StandardCharsets.UTF_8));
+                Object doc = PyJson.parse(new String(readAll(in), StandardCharsets.UTF_8));
                 if (!(doc instanceof List)) {
-                    throw new JsonException("expecting a JSON list of milliseconds", 0);
+                    throw new JSONException("expecting a JSON list of milliseconds");
                 }
                 List<?> list = (List<?>) doc;
                 double[] times = new double[list.size()];
                 for (int i = 0; i < times.length; i++) {
                     times[i] = ((Number) list.get(i)).doubleValue();
                 }
-                out.println(Json.write(Stats.of(times).toJson()));
+                out.println(PyJson.write(Stats.of(times).toJson()));
                 return 0;
-            } catch (IOException | JsonException | ClassCastException | IllegalArgumentException e) {
+            } catch (IOException | JSONException | ClassCastException | IllegalArgumentException e) {
                 err.println("plaid-bench: error: stats: " + PlanRunner.oneLine(e));
                 return 2;
             }

@@ -30,7 +30,7 @@ public final class FakeModelLoader implements ModelLoader {
 
     @Override
     public Model load(final File file, Settings settings) throws Exception {
-        Object doc = Json.parse(Plan.readUtf8(file));
+        Object doc = PyJson.parse(Plan.readUtf8(file));
         if (!(doc instanceof Map)) {
             throw new IllegalArgumentException(file.getName() + " is not a fake model");
         }

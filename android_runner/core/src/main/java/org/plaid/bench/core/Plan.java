@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.json.JSONException;
 
 /**
  * A benchmark plan, schema "plaid.plan/1", validated like device_bench/schema.py
@@ -91,8 +92,8 @@ public final class Plan {
     }
 
     /** Reads and validates a plan file (strict UTF-8 JSON). */
-    public static Plan read(File file) throws IOException, JsonException, SchemaException {
-        return parse(Json.parse(readUtf8(file)));
+    public static Plan read(File file) throws IOException, JSONException, SchemaException {
+        return parse(PyJson.parse(readUtf8(file)));
     }
 
     /** A whole file as UTF-8; malformed bytes are an error, not replacement characters. */

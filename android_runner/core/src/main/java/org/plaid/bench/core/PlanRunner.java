@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.json.JSONException;
 
 /**
  * Runs a plan model by model, like device_bench/runner.py {@code run_plan}: a model that fails
@@ -122,8 +123,8 @@ public final class PlanRunner {
                 throw new FileNotFoundException("plan file not found");
             }
             plan = Plan.read(planFile);
-        } catch (IOException | JsonException | SchemaException e) {
-            String why = e instanceof SchemaException || e instanceof JsonException ? e.getMessage() : oneLine(e);
+        } catch (IOException | JSONException | SchemaException e) {
+            String why = e instanceof SchemaException || e instanceof JSONException ? e.getMessage() : oneLine(e);
             fail(writer, null, planFile + ": " + why, e, log);
             return 2;
         }
@@ -134,7 +135,7 @@ public final class PlanRunner {
             runInto(doc, plan, base, new Listener() {
                 @Override
                 public void event(Map<String, Object> event) throws IOException {
-                    log.info(Json.write(event));
+                    log.info(PyJson.write(event));
                     if ("result".equals(event.get("event"))) {
                         writer.appendEvent(event);
                     }

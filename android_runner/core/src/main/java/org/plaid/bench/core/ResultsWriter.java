@@ -47,12 +47,12 @@ public final class ResultsWriter {
 
     /** Appends one event as one line. */
     public void appendEvent(Map<String, Object> event) throws IOException {
-        write(events, (Json.write(event) + "\n").getBytes(StandardCharsets.UTF_8), true);
+        write(events, (PyJson.write(event) + "\n").getBytes(StandardCharsets.UTF_8), true);
     }
 
     /** Writes the final document: temp file, fsync, rename over {@code out}. */
     public void writeFinal(Map<String, Object> doc) throws IOException {
-        write(tmp, Json.writePretty(doc).getBytes(StandardCharsets.UTF_8), false);
+        write(tmp, PyJson.writePretty(doc).getBytes(StandardCharsets.UTF_8), false);
         try {
             Files.move(tmp.toPath(), out.toPath(), StandardCopyOption.ATOMIC_MOVE);
         } catch (AtomicMoveNotSupportedException e) {

@@ -32,7 +32,7 @@ public class CliTest {
         Files.write(plan.toPath(), "{\"schema\": \"plaid.plan/1\", \"runtime\": \"tflite\", \"models\": [{\"key\": \"k\", \"path\": \"p\"}]}"
                 .getBytes(StandardCharsets.UTF_8));
         assertEquals(0, cli("", "validate-plan", plan.getPath()));
-        Map<?, ?> doc = (Map<?, ?>) Json.parse(out.toString("UTF-8"));
+        Map<?, ?> doc = (Map<?, ?>) PyJson.parse(out.toString("UTF-8"));
         assertEquals(20L, ((Map<?, ?>) doc.get("settings")).get("min_runs"));
         Files.write(plan.toPath(), "{\"schema\": 1}".getBytes(StandardCharsets.UTF_8));
         assertEquals(2, cli("", "validate-plan", plan.getPath()));
@@ -43,7 +43,7 @@ public class CliTest {
     @Test
     public void statsReadsAJsonList() throws Exception {
         assertEquals(0, cli("[4, 1, 3, 2]", "stats"));
-        Map<?, ?> s = (Map<?, ?>) Json.parse(out.toString("UTF-8"));
+        Map<?, ?> s = (Map<?, ?>) PyJson.parse(out.toString("UTF-8"));
         assertEquals(2.5, s.get("median_ms"));
         assertEquals(4L, s.get("runs"));
         assertEquals(2, cli("[]", "stats"));

@@ -74,13 +74,13 @@ public class PlanRunnerTest {
     }
 
     private Map<?, ?> results() throws Exception {
-        return (Map<?, ?>) Json.parse(Plan.readUtf8(out));
+        return (Map<?, ?>) PyJson.parse(Plan.readUtf8(out));
     }
 
     private List<Map<?, ?>> events() throws Exception {
         List<Map<?, ?>> events = new ArrayList<Map<?, ?>>();
         for (String line : Files.readAllLines(new File(out.getPath() + ".events.jsonl").toPath(), StandardCharsets.UTF_8)) {
-            events.add((Map<?, ?>) Json.parse(line));
+            events.add((Map<?, ?>) PyJson.parse(line));
         }
         return events;
     }
@@ -158,7 +158,7 @@ public class PlanRunnerTest {
         assertTrue(missing, missing.startsWith("FileNotFoundException: model file not found: "));
         assertTrue(missing, missing.endsWith("units/missing.tflite"));
         assertEquals("IllegalStateException: invocation 5 failed", ((Map<?, ?>) rows.get(3)).get("error"));
-        assertTrue(((String) ((Map<?, ?>) rows.get(4)).get("error")).startsWith("JsonException: expecting a value"));
+        assertTrue(((String) ((Map<?, ?>) rows.get(4)).get("error")).startsWith("JSONException: expecting a value"));
         assertEquals(4.0, ((Map<?, ?>) rows.get(5)).get("median_ms"));
         assertEquals(6, events().size());
         // the model that failed mid-run was closed too

@@ -27,7 +27,7 @@ public class PlanTest {
     }
 
     private static Plan plan(String json) throws Exception {
-        return Plan.parse(Json.parse(json));
+        return Plan.parse(PyJson.parse(json));
     }
 
     private static void assertRejected(String json, String message) {
@@ -49,7 +49,7 @@ public class PlanTest {
         assertNull(s.cpus);
         assertEquals(Settings.NAMES, new ArrayList<String>(s.toJson().keySet()));
         assertEquals("{\"threads\": 1, \"warmup_runs\": 5, \"min_runs\": 20, \"max_runs\": 1000, \"min_seconds\": 1.0, "
-                + "\"max_seconds\": 20.0, \"delegate\": \"xnnpack\", \"cpus\": null}", Json.write(s.toJson()));
+                + "\"max_seconds\": 20.0, \"delegate\": \"xnnpack\", \"cpus\": null}", PyJson.write(s.toJson()));
         assertEquals(1, p.models.size());
         assertEquals("a", p.models.get(0).key);
         // The validated plan is the input with merged settings (extra keys kept).
@@ -159,7 +159,7 @@ public class PlanTest {
     @Test
     public void validatedPlanRoundTrips() throws Exception {
         Plan p = plan(withSettings("{\"threads\": 2}"));
-        Plan again = Plan.parse(Json.parse(Json.write(p.toJson())));
+        Plan again = Plan.parse(PyJson.parse(PyJson.write(p.toJson())));
         assertEquals(p.toJson(), again.toJson());
         Map<?, ?> models = (Map<?, ?>) ((List<?>) again.toJson().get("models")).get(0);
         assertEquals("a.tflite", models.get("path"));

@@ -51,7 +51,7 @@ public class ResultsWriterTest {
         List<String> lines = Files.readAllLines(w.events().toPath(), StandardCharsets.UTF_8);
         assertEquals(2, lines.size());
         assertEquals("{\"event\": \"result\", \"key\": \"a\", \"status\": \"ok\"}", lines.get(0));
-        assertEquals("b \u00e9\n", ((Map<?, ?>) Json.parse(lines.get(1))).get("key"));
+        assertEquals("b \u00e9\n", ((Map<?, ?>) PyJson.parse(lines.get(1))).get("key"));
         assertTrue(new String(Files.readAllBytes(w.events().toPath()), StandardCharsets.UTF_8).endsWith("}\n"));
     }
 
@@ -64,10 +64,10 @@ public class ResultsWriterTest {
         doc.put("schema", "plaid.results/1");
         doc.put("n", 1L);
         w.writeFinal(doc);
-        assertEquals(doc, Json.parse(Plan.readUtf8(out)));
+        assertEquals(doc, PyJson.parse(Plan.readUtf8(out)));
         doc.put("n", 2L);
         w.writeFinal(doc); // replaces
-        assertEquals(2L, ((Map<?, ?>) Json.parse(Plan.readUtf8(out))).get("n"));
+        assertEquals(2L, ((Map<?, ?>) PyJson.parse(Plan.readUtf8(out))).get("n"));
         assertFalse(new File(out.getPath() + ".tmp").exists());
         String[] names = tmp.getRoot().list();
         java.util.Arrays.sort(names);

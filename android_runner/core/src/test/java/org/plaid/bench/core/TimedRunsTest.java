@@ -9,7 +9,7 @@ import org.junit.Test;
 /** The stopping rules of device_bench's timed_runs, driven by a clock that only the model moves. */
 public class TimedRunsTest {
     private static Settings settings(String json) throws Exception {
-        return Settings.parse(Json.parse(json));
+        return Settings.parse(PyJson.parse(json));
     }
 
     /** Costs the given milliseconds per call, the last one repeating; counts calls. */
