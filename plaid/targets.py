@@ -48,7 +48,7 @@ def load_target(name: str) -> Target:
     proto = dict(require(cfg, "protocol", dict, where))
     if proto.get("cpus") == []:
         proto["cpus"] = None
-    return Target(
+    target = Target(
         name=require(cfg, "name", str, where),
         description=cfg.get("description", ""),
         runtime=require(cfg, "runtime", str, where),
@@ -58,3 +58,13 @@ def load_target(name: str) -> Target:
         protocol=proto,
         export_formats=tuple(cfg.get("export", {}).get("formats", ())),
     )
+    load_transport(target.transport)
+    return target
+
+
+def load_transport(transport: str) -> None:
+    """Make the session of ``transport`` known to plaid.lut.transport (its SESSIONS): the
+    package that drives a transport registers it when imported, and is imported here, only
+    for the targets that use it (plaid.lut never imports the packages built on it)."""
+    if transport == "adb":
+        import plaid.adb.session  # noqa: F401 - registers the "adb" session

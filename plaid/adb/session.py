@@ -14,7 +14,7 @@ from plaid.adb.device import DeviceInfo
 from plaid.adb.protocol import Protocol, ProtocolSettings
 from plaid.adb.runners import RUNNERS
 from plaid.errors import UsageError
-from plaid.lut.transport import Session, needs_device_message
+from plaid.lut.transport import SESSIONS, Session, needs_device_message
 
 PLAN_KEYS = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus",
              "warmup_seconds")
@@ -23,6 +23,7 @@ PLAN_KEYS = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "m
 STEERING_KEYS = ProtocolSettings.KEYS + ("unit_timeout_s",)
 
 
+@SESSIONS.register("adb")
 class AdbSession(Session):
     transport = "adb"
 

@@ -4,8 +4,10 @@ latency table's identity) and times models there, reporting each result as an ev
 moment it exists so the caller can commit it.
 
 Sessions are registered by the target's ``transport`` (configs/targets/*.toml):
-``local`` runs device_bench in a subprocess on this machine; ``adb`` (plaid.adb, imported
-only when used) drives a phone. A command opens the session it needs with
+``local`` runs device_bench in a subprocess on this machine; ``adb`` (plaid.adb.session)
+drives a phone. A package that drives a transport registers its session when imported and
+imports this module, never the other way round: plaid.targets imports it when a target
+that uses the transport is loaded. A command opens the session it needs with
 ``open_session(target, options)``; library code finds it with ``session_for(target)``.
 """
 
@@ -134,13 +136,6 @@ class LocalSession(Session):
 
     def measure(self, models, on_event, progress) -> None:
         run_local_plan(models, self.device_settings(), on_event)
-
-
-@SESSIONS.register("adb")
-def _adb_session(target, **options) -> Session:
-    from plaid.adb.session import AdbSession
-
-    return AdbSession(target, **options)
 
 
 def run_local_plan(models: list[tuple[str, Path]], settings: dict,

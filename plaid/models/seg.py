@@ -60,8 +60,10 @@ class SegNet(nn.Module):
         return self.up8(y) if self.up8 is not None else y
 
 
-def seg_model(arch, backbone_arch, backbone_space, style, d8: bool = False, num_classes: int = 19) -> SegNet:
-    from plaid.spaces.decoder import GENES
-
-    backbone = backbone_space.build(backbone_arch, num_classes=1).backbone
-    return SegNet(backbone, dict(zip(GENES, arch.widths)), style, num_classes, d8)
+def seg_model(backbone: nn.Module, widths: dict[str, int], style, d8: bool = False,
+              num_classes: int = 19) -> SegNet:
+    """``backbone``: a classifier's feature extractor (its ``stage_channels`` name the widths
+    of its outputs); ``widths``: the decoder's convs by name (wc3, wc4, wc5, proj4, dec4,
+    proj3, dec3); ``style``: separable, psp_bins and psp_div. Plain values, so the model
+    builder needs nothing from the spaces."""
+    return SegNet(backbone, widths, style, num_classes, d8)

@@ -137,9 +137,9 @@ class DecoderSpace(Space):
     def build(self, arch: DecoderArch, num_classes: int | None = None, d8: bool = False, **_: Any):
         from plaid.models.seg import seg_model
 
-        backbone = self.backbone_space.decode(arch.backbone)
+        backbone = self.backbone_space.build(self.backbone_space.decode(arch.backbone), num_classes=1).backbone
         return seg_model(
-            arch, backbone, self.backbone_space, self.style, d8=d8,
+            backbone, dict(zip(GENES, arch.widths)), self.style, d8=d8,
             num_classes=num_classes or self.style.num_classes,
         )
 
