@@ -126,3 +126,30 @@ def test_no_command_prints_help():
 
 def test_tx2_bench_says_ssh_is_not_driven_yet():
     one_line_error(run_plaid("bench", "--target", "tx2"), "measured over ssh, which this plaid version cannot drive yet")
+
+
+def _options(*command: str) -> dict:
+    """option string -> argparse action of ``plaid COMMAND...``."""
+    import argparse
+
+    from plaid.cli.main import build_parser
+
+    parser = build_parser()
+    for name in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return {s: a for a in parser._actions for s in a.option_strings}
+
+
+def test_cli_choices_are_the_registries():
+    from plaid.adb.connection import transport_names
+    from plaid.adb.runners import RUNNERS
+    from plaid.spaces import space_names
+
+    assert {"python", "cli"} <= set(transport_names()) and {"benchmark_model", "apk"} <= set(RUNNERS)
+    for command in (["bench"], ["export"], ["devices"]):
+        assert list(_options(*command)["--adb-transport"].choices) == transport_names(), command
+    for command in (["bench"], ["export"]):
+        assert list(_options(*command)["--runner"].choices) == RUNNERS.names(), command
+    helps = _options("arch", "sample")["--space"].help
+    assert all(name in helps for name in space_names())

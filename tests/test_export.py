@@ -34,9 +34,20 @@ def trained(tmp_path_factory):
     return {"dflite": _train("dflite", folder / "dflite.pt"), "resnet18": _train("resnet18", folder / "r18.pt", 3)}
 
 
+def _registered_formats() -> list[str]:
+    from plaid.export.formats import EXPORTERS, load_formats
+
+    load_formats()
+    return EXPORTERS.names()
+
+
+KNOWN_FORMATS = ["onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt-fp16", "tensorrt-int8"]
+# every registered format, the known ones first in their usual order (a new one is tested by registering it)
+ALL_FORMATS = KNOWN_FORMATS + [f for f in _registered_formats() if f not in KNOWN_FORMATS]
+
 MATRIX = {
     # net: (formats, uses a trained checkpoint + digits calibration)
-    "dflite": (["onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt-fp16", "tensorrt-int8"], True),
+    "dflite": (ALL_FORMATS, True),
     "resnet18": (["onnx", "tflite-fp32", "tflite-int8"], True),
     "pl1a-seg-d8": (["onnx", "tflite-fp32"], False),
 }
@@ -146,7 +157,7 @@ def test_exported_fp32_and_int8_agree_with_torch_independently(bundles, trained)
 def test_tensorrt_bundle_carries_onnx_script_and_on_device_check(bundles):
     folder, manifest, proc = bundles["dflite"]
     trt = {a["format"]: a for a in manifest["artifacts"] if a["runtime"] == "tensorrt"}
-    assert set(trt) == {"tensorrt-fp16", "tensorrt-int8"}
+    assert {"tensorrt-fp16", "tensorrt-int8"} <= set(trt)
     assert trt["tensorrt-int8"]["build_command"] == "python3 build_engine.py --precision int8"
     assert "calib.npy" in trt["tensorrt-int8"]["files"] and np.load(folder / "calib.npy").shape[1:] == (3, RES, RES)
     assert "engine not built: TensorRT is not installed here" in proc.stdout
@@ -312,5 +323,20 @@ def test_export_list_json():
     proc = run_plaid("export", "--list", "--json")
     assert proc.returncode == 0
     rows = {r["format"]: r for r in json.loads(proc.stdout)}
-    assert set(rows) == {"onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt-fp16", "tensorrt-int8"}
+    assert list(rows) == _registered_formats()  # the CLI lists what is registered
+    assert set(KNOWN_FORMATS) <= set(rows)
     assert rows["tflite-int8"]["needs_calibration"] and rows["tflite-fp32"]["parity"]["max_rel_error"] == 1e-4
+
+
+@pytest.mark.parametrize("name", _registered_formats())
+def test_every_registered_exporter_describes_itself(name):
+    from plaid.export.formats import EXPORTERS, Exporter
+    from plaid.export.parity import Thresholds
+
+    cls = EXPORTERS.get(name)
+    assert issubclass(cls, Exporter) and cls.name == name
+    assert isinstance(cls.summary, str) and cls.summary
+    assert isinstance(cls.runtime, str) and cls.runtime
+    assert isinstance(cls.thresholds, Thresholds)
+    assert isinstance(cls.needs_calibration, bool) and isinstance(cls.uses_tflite, bool)
+    assert name in MATRIX["dflite"][0]  # built, parity-checked and listed in a bundle above

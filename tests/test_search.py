@@ -14,10 +14,34 @@ from plaid.errors import PlaidError, UsageError
 from plaid.search import search
 from plaid.search.front import hypervolume, pareto_front
 from plaid.search.journal import Journal
+from plaid.search.strategies import STRATEGIES
 from toyspace import GridSpace, latency, make_accuracy, true_front
 
+PRUNING = [name for name, strategy in STRATEGIES.items() if strategy.prunes]  # POP's rule applies
 
-@pytest.mark.parametrize("strategy", ["pop", "random-pruned"])
+
+def test_builtin_strategies_registered():
+    assert {"pop", "random-pruned", "random", "evolution"} <= set(STRATEGIES)  # others may join
+    assert {"pop", "random-pruned"} <= set(PRUNING)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_finds_the_exact_front_and_keeps_its_budget(strategy):
+    space = GridSpace(dims=3, size=4)
+    acc = make_accuracy(3)
+    res = search(space, latency, acc, budget=10_000, strategy=strategy, seed=0)
+    assert res.exact and res.candidates == 64
+    assert [e.arch for e in res.front] == true_front(space, acc)
+    assert res.trained + res.pruned == 64
+    if not STRATEGIES.get(strategy).prunes:
+        assert res.pruned == 0
+    part = search(space, latency, acc, budget=9, strategy=strategy, seed=1)
+    assert part.trained == 9 and len({e.key for e in part.evaluated}) == 9  # none trained twice
+    again = search(space, latency, acc, budget=9, strategy=strategy, seed=1)
+    assert [e.key for e in again.evaluated] == [e.key for e in part.evaluated]  # seeded
+
+
+@pytest.mark.parametrize("strategy", PRUNING)
 @pytest.mark.parametrize("embed", [True, False])
 def test_finds_the_exact_front_and_prunes(strategy, embed):
     space = GridSpace(dims=3, size=5, embed=embed)
@@ -31,7 +55,7 @@ def test_finds_the_exact_front_and_prunes(strategy, embed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), strategy=st.sampled_from(["pop", "random-pruned"]), budget=st.integers(1, 60))
+@given(seed=st.integers(0, 10_000), strategy=st.sampled_from(PRUNING), budget=st.integers(1, 60))
 def test_no_pruned_candidate_is_on_the_true_front(seed, strategy, budget):
     space = GridSpace(dims=3, size=4)
     acc = make_accuracy(seed)

@@ -24,7 +24,7 @@ def macs(space, arch, res=None):
 
 
 def test_builtin_spaces_registered():
-    assert set(SPACES) == {"df", "pl1a", "dfseg", "pl1aseg"}
+    assert {"df", "pl1a", "dfseg", "pl1aseg"} <= set(SPACES)  # others may join; each is tested below
 
 
 @pytest.mark.parametrize("name", SPACES)

@@ -545,15 +545,37 @@ def test_table_malformed(tmp_path, name, text, needle):
 # ---- registry and imports ----------------------------------------------------------------------------
 
 def test_registry(tmp_path):
-    assert EVALUATORS.names() == ["proxy", "command", "table"]
+    from plaid.train.evaluators import Evaluator
+
+    assert {"proxy", "command", "table"} <= set(EVALUATORS)  # others may join; each is checked here
     for name, cls in EVALUATORS.items():
-        assert cls.name == name
+        assert cls.name == name and issubclass(cls, Evaluator)
+        assert "for_search" in vars(cls), f"evaluator {name!r} cannot be built by `plaid search`"
     with pytest.raises(UsageError) as exc:
         make_evaluator("tabel", get_space("pl1a"))
     assert "did you mean 'table'" in one_line(exc)
     with pytest.raises(UsageError) as exc:
         make_evaluator("table", get_space("pl1a"), path=tmp_path / "x.csv", colour="red")
     assert "evaluator 'table'" in one_line(exc)
+
+
+def test_search_config_picks_the_evaluator_through_the_registry(tmp_path):
+    from plaid.search.run import SearchConfig
+    from plaid.train.evaluators import evaluator_for_search
+
+    space = get_space("pl1a")
+    table = tmp_path / "accs.csv"
+    table.write_text(f"arch,accuracy\n{SMALL},0.5\n")
+    run = tmp_path / "run"
+    ev = evaluator_for_search(SearchConfig(evaluator="table", accuracy_table=str(table)), space, run)
+    assert isinstance(ev, TableEvaluator) and ev(SMALL) == 0.5
+    ev = evaluator_for_search(SearchConfig(evaluator="command", train_cmd="true {arch} {out}"), space, run)
+    assert isinstance(ev, CommandEvaluator) and ev.workdir == run / "train"
+    ev = evaluator_for_search(SearchConfig(evaluator="proxy", train_limit=64, epochs=1), space, run)
+    assert isinstance(ev, ProxyEvaluator) and ev.checkpoint_dir == run / "checkpoints" and ev.cfg.epochs == 1
+    with pytest.raises(UsageError) as exc:
+        evaluator_for_search(SearchConfig(evaluator="tabel"), space, run)
+    assert "did you mean 'table'" in one_line(exc)
 
 
 def test_train_package_does_not_import_torch():

@@ -92,6 +92,13 @@ def auth_timeout() -> float:
         raise UsageError(f"PLAID_ADB_AUTH_TIMEOUT must be a number of seconds, got {raw!r}") from None
 
 
+def transport_names() -> list[str]:
+    """The registered ADB transports (``--adb-transport``), ``cli`` included."""
+    import plaid.adb.cli_connection  # noqa: F401 - registers "cli"
+
+    return CONNECTIONS.names()
+
+
 def connect(transport: str, serial: str, **kw) -> Connection:
     """Open a connection with the named transport (``python`` or ``cli``)."""
     if transport == "cli":

@@ -289,8 +289,3 @@ class ApkRunner(Runner):
         if self._prepared:
             self._stop()
         super().cleanup()
-
-
-def make_runner(name: str, conn: Connection, settings: dict, **kw) -> Runner:
-    return RUNNERS.get(name)(conn, settings, **kw)
-

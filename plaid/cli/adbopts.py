@@ -22,12 +22,15 @@ def adb_serial(text: str) -> str:
 
 
 def add_adb_arguments(p) -> None:
+    from plaid.adb.connection import transport_names
+    from plaid.adb.runners import RUNNERS
+
     adb = p.add_argument_group("phones over ADB (targets with transport adb, e.g. sd845)")
     adb.add_argument("--adb-serial", type=adb_serial, metavar="SERIAL|HOST:PORT",
                      help="the phone: USB serial or network address")
-    adb.add_argument("--adb-transport", choices=["python", "cli"],
+    adb.add_argument("--adb-transport", choices=transport_names(),
                      help="python: adb-shell, no adb server needed (default); cli: the adb executable")
-    adb.add_argument("--runner", choices=["benchmark_model", "apk"],
+    adb.add_argument("--runner", choices=RUNNERS.names(),
                      help="benchmark_model: TFLite's native tool (default); apk: the plaid benchmark app")
     adb.add_argument("--benchmark-binary", type=Path, metavar="PATH",
                      help="benchmark_model built for the phone, pushed once per run "

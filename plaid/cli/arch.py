@@ -33,6 +33,8 @@ examples:
 
 
 def add_parser(sub) -> None:
+    from plaid.spaces import space_names
+
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("arch", help="inspect spaces, architectures and zoo networks",
                        description="Inspect search spaces, architectures and the zoo.",
@@ -58,7 +60,7 @@ def add_parser(sub) -> None:
 
     sa = asub.add_parser("sample", help="random members of a space", epilog=SAMPLE_EPILOG,
                          description="Draw random architectures from a search space.", formatter_class=fmt)
-    sa.add_argument("--space", required=True, help="space name (df, pl1a, dfseg, pl1aseg)")
+    sa.add_argument("--space", required=True, help=f"space name ({', '.join(space_names())})")
     sa.add_argument("-n", type=int, default=5, help="how many, up to 1000 (default 5)")
     sa.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sa.add_argument("--resolution", "-r", metavar="N|HxW", help="input size for MACs")

@@ -19,12 +19,14 @@ A phone listed as unauthorized shows a prompt "Allow USB debugging?": accept it 
 
 
 def add_parser(sub) -> None:
+    from plaid.adb.connection import transport_names
+
     p = sub.add_parser("devices", help="list attached Android phones (ADB)",
                        description="List the Android phones plaid can measure on: serial, state, model and "
                                    "board (SoC platform).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adb-serial", type=adb_serial, metavar="SERIAL|HOST:PORT", help="probe this phone only")
-    p.add_argument("--adb-transport", choices=["python", "cli"], default="python",
+    p.add_argument("--adb-transport", choices=transport_names(), default="python",
                    help="python: adb-shell over libusb/TCP (default); cli: the adb executable")
     p.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     p.set_defaults(func=cmd_devices)

@@ -42,13 +42,6 @@ def _converter_version() -> str:
     return f"onnx2tf {version('onnx2tf')}"
 
 
-def device_settings(target) -> dict[str, Any]:
-    """The device_bench plan settings of a target measured on this host."""
-    from plaid.lut.transport import LocalSession
-
-    return LocalSession(target).device_settings()
-
-
 def open_table(target, space_name: str, path: Path | None, create: bool) -> LatencyTable:
     from plaid.lut.transport import has_session
 

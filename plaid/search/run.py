@@ -94,18 +94,9 @@ def write_json(path: Path, doc: Any) -> None:
 
 
 def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], None]):
-    from plaid.train.evaluators import make_evaluator as factory
+    from plaid.train.evaluators import evaluator_for_search
 
-    if cfg.evaluator == "command":
-        return factory("command", space, template=cfg.train_cmd, workdir=run / "train")
-    if cfg.evaluator == "table":
-        return factory("table", space, path=Path(cfg.accuracy_table))
-    from plaid.train.datasets import load_dataset
-    from plaid.train.proxy import ProxyConfig
-
-    dataset = load_dataset(cfg.dataset, cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
-    proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device)
-    return factory("proxy", space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints", log=log)
+    return evaluator_for_search(cfg, space, run, log)
 
 
 def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets: list[dict] | None = None) -> Path:

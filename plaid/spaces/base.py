@@ -3,7 +3,6 @@ how to print, parse, sample, validate, order and build it."""
 
 from __future__ import annotations
 
-import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
@@ -130,10 +129,6 @@ class Space(ABC):
     def describe(self) -> dict[str, Any]:
         """The resolved space config (for `plaid arch list` and run folders)."""
         return {"name": self.name, "task": self.task}
-
-
-def json_roundtrip_text(space: Space, arch: Any) -> str:
-    return json.dumps(space.to_json(arch), sort_keys=True)
 
 
 def check_arch_length(text: str) -> None:

@@ -1,5 +1,6 @@
 """What the search engine calls as ``accuracy(arch) -> float`` (top-1 in [0, 1], higher is
-better). Evaluators register by name; ``make_evaluator("proxy" | "command" | "table", space, ...)``.
+better). Evaluators register by name; ``make_evaluator("proxy" | "command" | "table", space, ...)``
+builds one from its options, ``evaluator_for_search(cfg, space, run)`` the one a search config names.
 
 - ``proxy``: the built-in trainer (:mod:`plaid.train.proxy`) on a loaded dataset;
 - ``command``: the user's own training, e.g. ``python train.py --arch {arch} --out {out}``,
@@ -50,6 +51,12 @@ def make_evaluator(kind: str, space, **kw: Any) -> "Evaluator":
     return cls(space, **kw)
 
 
+def evaluator_for_search(cfg, space, run: Path, log: Callable[[str], None] | None = None) -> "Evaluator":
+    """The evaluator a search config names (``cfg.evaluator``), with its options taken from
+    the config (plaid.search.run.SearchConfig) and its files kept in the run folder ``run``."""
+    return EVALUATORS.get(cfg.evaluator).for_search(cfg, space, Path(run), log)
+
+
 def arch_sha1(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
@@ -61,6 +68,11 @@ class Evaluator:
 
     def __init__(self, space) -> None:
         self.space = space
+
+    @classmethod
+    def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        """Built from a search config and its run folder (see :func:`evaluator_for_search`)."""
+        raise UsageError(f"evaluator {cls.name!r} cannot be built from a search config")
 
     def key(self, arch: Any) -> str:
         """The canonical arch string (equivalent spellings give the same key)."""
@@ -107,6 +119,16 @@ class ProxyEvaluator(Evaluator):
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.log, self.progress = log, progress
         self.results: dict[str, dict[str, Any]] = {}  # arch string -> trainer result
+
+    @classmethod
+    def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        from plaid.train.datasets import load_dataset
+        from plaid.train.proxy import ProxyConfig
+
+        dataset = load_dataset(cfg.dataset, cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
+        proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device)
+        return make_evaluator(cls.name, space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints",
+                              log=log)
 
     def checkpoint_path(self, key: str) -> Path | None:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / f"{arch_sha1(key)}.pt"
@@ -179,30 +201,49 @@ class CommandEvaluator(Evaluator):
         self.workdir = Path(workdir)
         self.results: dict[str, float] = {}
 
+    @classmethod
+    def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        return make_evaluator(cls.name, space, template=cfg.train_cmd, workdir=run / "train")
+
     @staticmethod
     def _argv(template: str, key: str, out: Path) -> list[str]:
         return shlex.split(template.format(arch=shlex.quote(key), out=shlex.quote(str(out))))
 
-    def _fresh_out(self, key: str) -> Path:
+    def _fresh_out(self, key: str):
+        """A fresh ``{out}`` name in the workdir, with its ``.stdout`` and ``.stderr`` logs
+        created new (:func:`plaid.fsio.create_new`): a file, FIFO or link planted at one of
+        these predictable names is skipped, never written through."""
+        from plaid.fsio import create_new
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         stem = f"{arch_sha1(key)[:16]}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         for n in range(10_000):
             path = self.workdir / f"{stem}-{n}.json"
-            if not path.exists():
-                return path
+            if os.path.lexists(path):
+                continue
+            logs = []
+            try:
+                for suffix in (".stdout", ".stderr"):
+                    logs.append(create_new(path.with_name(path.name + suffix)))
+            except FileExistsError:
+                for fh in logs:  # ours, made a moment ago: give the name back
+                    fh.close()
+                    os.unlink(fh.name)
+                continue
+            return path, logs[0], logs[1]
         raise PlaidError(f"command evaluator: no free output name in {self.workdir}")  # pragma: no cover
 
     def __call__(self, arch: Any) -> float:
         key = self.key(arch)
         if key in self.results:
             return self.results[key]
-        out = self._fresh_out(key)
+        out, so, se = self._fresh_out(key)
         argv = self._argv(self.template, key, out)
         where = f"training command for {key!r}"
         err_path = out.with_name(out.name + ".stderr")
         # its own process group, killed with everything in it on timeout, on error, when plaid
         # exits (even by kill -9), and (what it left running) when it ends
-        with open(out.with_name(out.name + ".stdout"), "wb") as so, open(err_path, "wb") as se, Group() as group:
+        with so, se, Group() as group:
             try:
                 proc = group.popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se)
             except OSError as exc:
@@ -284,6 +325,10 @@ class TableEvaluator(Evaluator):
             self.table[key] = acc
         if not self.table:
             raise UsageError(f"accuracy table {self.path} has no entries")
+
+    @classmethod
+    def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        return make_evaluator(cls.name, space, path=Path(cfg.accuracy_table))
 
     def _csv_rows(self, text: str) -> list[tuple[str, Any, Any]]:
         reader = csv.DictReader(text.splitlines())
