@@ -7,7 +7,8 @@ and is then renamed over the destination. A reader never sees half a file, a lin
 at a guessable name (``out.csv.part``) is never followed, and a destination that exists but
 is not a regular file (a symbolic link, a FIFO, a device, a folder) is refused with one
 clear line instead of being written through or silently replaced. On any error the temp
-file is removed."""
+file is removed. Files written as they grow (a child's stdout and stderr) are made with
+:func:`create_new`, which never opens a name that already exists."""
 
 from __future__ import annotations
 
@@ -120,6 +121,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     with atomic_open(path, "w", encoding=encoding) as fh:
         fh.write(text)
+
+
+def create_new(path: str | os.PathLike, mode: str = "wb", **kwargs) -> IO:
+    """Create ``path`` and open it for writing (``mode`` "w" or "wb"), for files that are
+    written as they grow (a child's stdout). ``O_CREAT|O_EXCL|O_NOFOLLOW``: anything already
+    at that name (a regular file, a folder, a FIFO, a symbolic link, even a dangling one) is
+    never written through; it raises FileExistsError, so the caller can pick another name."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"create_new mode must be 'w' or 'wb', not {mode!r}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)  # the umask applies, as with open()
+    try:
+        return os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def file_hash(path: str | os.PathLike, algo: str = "sha256"):

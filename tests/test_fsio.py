@@ -17,7 +17,7 @@ import pytest
 
 from plaid.errors import UsageError
 from plaid.fsio import (atomic_open, atomic_path, atomic_write_bytes, atomic_write_text, check_destination,
-                        file_digest, file_hash)
+                        create_new, file_digest, file_hash)
 from conftest import run_plaid
 
 
@@ -289,3 +289,57 @@ def test_validation_plot_does_not_follow_links(tmp_path, victim):
     with pytest.raises(UsageError, match="symbolic link"):
         scatter_png(rows, link, "t")
     assert victim.read_text() == "precious\n"
+
+
+# ---------------------------------------------------------------- files written as they grow
+
+@pytest.mark.parametrize("planted", ["link", "dangling", "fifo", "file"])
+def test_create_new_never_opens_what_is_already_there(tmp_path, victim, planted):
+    path = tmp_path / "log"
+    if planted == "link":
+        path.symlink_to(victim)
+    elif planted == "dangling":
+        path.symlink_to(tmp_path / "nowhere")
+    elif planted == "fifo":
+        os.mkfifo(path)  # opening it for writing would block: O_EXCL refuses before that
+    else:
+        path.write_text("old\n")
+    with pytest.raises(FileExistsError):
+        create_new(path)
+    assert victim.read_text() == "precious\n" and not (tmp_path / "nowhere").exists()
+    with create_new(tmp_path / "fresh", "w") as fh:
+        fh.write("x")
+    assert (tmp_path / "fresh").read_text() == "x"
+
+
+def test_command_evaluator_logs_skip_links_planted_at_their_names(tmp_path, victim, monkeypatch):
+    """`<out>.stdout` / `<out>.stderr` have predictable names (arch hash, time, pid, n): links
+    (and a FIFO) planted there for n = 0, 1, 2 are left alone and the run uses n = 3."""
+    import shlex
+
+    from plaid.train import evaluators
+    from plaid.train.evaluators import CommandEvaluator, arch_sha1
+
+    class Space:
+        name = "fake"
+
+        def encode(self, arch):
+            return arch
+
+        def decode(self, text):
+            return text
+
+    monkeypatch.setattr(evaluators.time, "strftime", lambda fmt, *a: "20300101-000000")
+    work = tmp_path / "work"
+    work.mkdir()
+    stem = f"{arch_sha1('fake:a')[:16]}-20300101-000000-{os.getpid()}"
+    (work / f"{stem}-0.json.stdout").symlink_to(victim)
+    (work / f"{stem}-1.json.stderr").symlink_to(tmp_path / "planted-stderr")  # dangling: would be created
+    os.mkfifo(work / f"{stem}-2.json.stdout")
+    script = "import json, sys; print('trained'); json.dump(dict(accuracy=0.5), open(sys.argv[1], 'w'))"
+    ev = CommandEvaluator(Space(), f"{shlex.quote(sys.executable)} -c {shlex.quote(script)} {{out}} {{arch}}", work)
+    assert ev("fake:a") == 0.5
+    assert victim.read_text() == "precious\n" and not (tmp_path / "planted-stderr").exists()
+    assert (work / f"{stem}-3.json.stdout").read_text() == "trained\n"
+    assert not (work / f"{stem}-1.json.stdout").exists()  # made, then given back when .stderr was taken
+    assert stat.S_ISFIFO(os.lstat(work / f"{stem}-2.json.stdout").st_mode)

@@ -28,6 +28,10 @@ unit is committed to the table as soon as it is measured. `plaid devices` lists 
 """
 
 
+MAX_THREADS = 1024  # interpreter threads: a C int on every runtime
+MAX_NETS = 1000  # whole networks measured by --validate / --calibrate (as `plaid arch sample -n`)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure a latency table on a target",
                        description="Measure the micro-benchmark units of a space on a target and store them "
@@ -59,10 +63,11 @@ def cmd_bench(args) -> int:
     from plaid.targets import load_target
 
     target = load_target(args.target)
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    if args.validate < 0 or (args.calibrate is not None and args.calibrate < 0):
-        raise UsageError("--validate and --calibrate take a count >= 0")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be within 1..{MAX_THREADS}, got {args.threads}")
+    for flag, n in (("--validate", args.validate), ("--calibrate", args.calibrate)):
+        if n is not None and not 0 <= n <= MAX_NETS:
+            raise UsageError(f"{flag} takes a count within 0..{MAX_NETS}, got {n} (each net is measured end to end)")
     target = target.with_protocol(threads=args.threads)
     space = get_space(args.space or target.space)
     check_space(space)

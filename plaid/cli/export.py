@@ -56,6 +56,25 @@ def _formats(values: list[str] | None) -> tuple[str, ...]:
     return tuple(f.strip() for v in values or () for f in v.split(",") if f.strip())
 
 
+MAX_SAMPLES = 10_000  # parity runs every held-out image through each runtime
+
+
+def _check_args(args) -> None:
+    """What can be checked before torch loads: counts, formats, the checkpoint and OUT."""
+    from plaid.errors import UsageError
+    from plaid.export.bundle import check_out
+
+    for flag, n in (("--calib-samples", args.calib_samples), ("--parity-samples", args.parity_samples)):
+        if not 1 <= n <= MAX_SAMPLES:
+            raise UsageError(f"{flag} must be within 1..{MAX_SAMPLES}, got {n}")
+    if args.formats is not None and not _formats(args.formats):
+        raise UsageError("--format is empty: name a format (plaid export --list), or leave the flag out "
+                         "for the target's formats")
+    if args.checkpoint is not None and not args.checkpoint.expanduser().is_file():
+        raise UsageError(f"checkpoint {str(args.checkpoint)!r} does not exist or is not a file")
+    check_out(args.out, args.force)
+
+
 def cmd_export(args) -> int:
     from plaid.errors import UsageError
 
@@ -63,6 +82,7 @@ def cmd_export(args) -> int:
         return _list(args.json)
     if not args.model or args.out is None:
         raise UsageError("give a network and -o OUT, e.g. 'plaid export df1 -o out/df1' (see 'plaid export --help')")
+    _check_args(args)
     from plaid.archinfo import parse_resolution
     from plaid.export.pipeline import ExportRequest, failure_summary, run_export
 

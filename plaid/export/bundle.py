@@ -15,13 +15,19 @@ from plaid.procs import pid_alive
 MANIFEST_SCHEMA = "plaid.bundle/1"
 
 
-def prepare(out: Path, force: bool) -> Path:
-    """Check OUT can be written and return a fresh staging folder beside it."""
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an OUT that exists and is not a folder, or is a non-empty folder without --force."""
     out = out.expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {str(out)!r} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UsageError(f"output folder {str(out)!r} is not empty (use --force to replace it)")
+
+
+def prepare(out: Path, force: bool) -> Path:
+    """Check OUT can be written and return a fresh staging folder beside it."""
+    out = out.expanduser()
+    check_out(out, force)
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

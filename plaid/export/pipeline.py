@@ -67,7 +67,8 @@ def choose_formats(req: ExportRequest, target) -> tuple[list[str], list[str]]:
     return asked, []
 
 
-def _build_model(req: ExportRequest, resolved, log: Log):
+def _build_model(req: ExportRequest, resolved) -> tuple[Any, Any, str]:
+    """The model, its checkpoint (or None) and a line for the log about its weights."""
     from plaid.export.checkpoint import apply_checkpoint, load_checkpoint, num_classes_hint
 
     ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
@@ -79,10 +80,8 @@ def _build_model(req: ExportRequest, resolved, log: Log):
         raise UsageError(f"cannot build {resolved.label}: {exc}") from None
     if ckpt is not None:
         apply_checkpoint(model, ckpt, resolved.label)
-        log(f"loaded {ckpt.path.name} ({ckpt.format}, {len(ckpt.state)} tensors)")
-    else:
-        log("no --checkpoint: random weights (fine for latency, meaningless for accuracy)")
-    return model, ckpt
+        return model, ckpt, f"loaded {ckpt.path.name} ({ckpt.format}, {len(ckpt.state)} tensors)"
+    return model, ckpt, "no --checkpoint: random weights (fine for latency, meaningless for accuracy)"
 
 
 def _output_classes(model, hw: tuple[int, int]) -> int:
@@ -128,15 +127,18 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     formats, skipped = choose_formats(req, target)
     resolved = resolve(req.model)
     hw = tuple(req.resolution or resolved.resolution)
-    model, ckpt = _build_model(req, resolved, log)
+    bundle.check_out(req.out, req.force)
+    model, ckpt, weights_note = _build_model(req, resolved)
+    # the data before the staging folder: a bad --calib creates nothing (not even OUT's parent)
+    data = export_data(req.calib, hw, req.calib_samples, req.parity_samples)
+    if data.info.get("num_classes") and resolved.task == "classification" and ckpt is not None \
+            and _output_classes(model, hw) != data.info["num_classes"]:
+        raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
+                         f"{_output_classes(model, hw)}")
+    log(weights_note)  # after every usage check: a usage error is one line on its own
     stage = bundle.prepare(req.out, req.force)
     try:
         with scratch() as work:
-            data = export_data(req.calib, hw, req.calib_samples, req.parity_samples)
-            if data.info.get("num_classes") and resolved.task == "classification" and ckpt is not None \
-                    and _output_classes(model, hw) != data.info["num_classes"]:
-                raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
-                                 f"{_output_classes(model, hw)}")
             threads = int(target.protocol.get("threads", 1))
             reference = torch_outputs(model, data.parity)
             ctx = ExportContext(model, resolved.label, resolved.task, hw, data, formats, stage, Path(work),

@@ -115,7 +115,7 @@ class LatencyTable:
                 raise UsageError(f"cannot create latency table {path} without its TableMeta")
             cls._create(path, meta)
         if not path.is_file():
-            raise PlaidError(f"{path} is not a file, so not a latency table")
+            raise UsageError(f"{path} is not a file, so not a latency table")
         conn, stored = cls._connect(path)
         if meta is not None and _canonical(meta.identity()) != _canonical(stored.identity()):
             conn.close()

@@ -221,16 +221,17 @@ class CommandEvaluator(Evaluator):
             path = self.workdir / f"{stem}-{n}.json"
             if os.path.lexists(path):
                 continue
-            logs = []
+            logs: list = []
             try:
                 for suffix in (".stdout", ".stderr"):
-                    logs.append(create_new(path.with_name(path.name + suffix)))
+                    log_path = path.with_name(path.name + suffix)
+                    logs.append((create_new(log_path), log_path))
             except FileExistsError:
-                for fh in logs:  # ours, made a moment ago: give the name back
+                for fh, made in logs:  # ours, made a moment ago: give the name back
                     fh.close()
-                    os.unlink(fh.name)
+                    made.unlink()
                 continue
-            return path, logs[0], logs[1]
+            return path, logs[0][0], logs[1][0]
         raise PlaidError(f"command evaluator: no free output name in {self.workdir}")  # pragma: no cover
 
     def __call__(self, arch: Any) -> float:
