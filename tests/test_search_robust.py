@@ -114,8 +114,21 @@ def test_audit_contradiction_restores_and_widens():
     assert not (pr.pruned_by == g).any()  # a disabled generator stays disabled
 
 
+def test_margin_is_robust_to_failed_trainings():
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(-0.02, 0.01, 2000)
+    tail = np.abs(rng.normal(0.3, 0.1, 120))  # 6% failed trainings: huge excesses
+    m = Margin(alpha=0.02)
+    m.add(np.concatenate([bulk, tail]), np.ones(2120))
+    want = -0.02 + 2.054 * 0.01
+    assert abs(m.value - want) < 0.006  # the bulk's 98th percentile, not the tail's
+    q = Margin(alpha=0.02, robust=False)
+    q.add(np.concatenate([bulk, tail]), np.ones(2120))
+    assert q.value > 0.1  # a plain quantile lands in the failure tail
+
+
 def test_margin_learns_from_near_pairs_and_can_be_fixed():
-    m = Margin(alpha=0.1, min_near=5)
+    m = Margin(alpha=0.1, min_near=5, robust=False)
     m.add(np.array([-0.3] * 50), np.array([0.2] * 50))  # far pairs: say little
     assert m.value == 0.0
     m.add(np.array([0.05] * 3 + [-0.01] * 17), np.array([0.9] * 20))  # near pairs decide

@@ -179,7 +179,7 @@ class Sampler:
 def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any], float], budget: int,
            strategy: str | Strategy = "pop", seed: int = 0, window: tuple[float, float] | None = None,
            journal: Any = None, batch: int = 1, pool: int | None = None, margin: float | None = None,
-           audit: float = 0.05, probe_min: int = 64,
+           audit: float = 0.05, probe_min: int = 64, relax: bool = True,
            on_result: Callable[[Evaluated, "SearchState"], None] | None = None) -> SearchResult:
     """Run POP on ``space`` with at most ``budget`` trainings (calls to ``accuracy``).
 
@@ -187,7 +187,9 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     ``enumerate()``; ``embed(a)`` (order-embedding vector) makes large spaces fast.
     ``pool`` caps Ŝ explicitly (a sample of that size); ``margin`` fixes δ (None: learnt);
     ``audit`` is the share of trainings spent on pruned candidates (0 turns it off);
-    ``probe_min``: prunes larger than this wait for a probe (see plaid.search.pruning).
+    ``probe_min``: prunes larger than this wait for a probe (see plaid.search.pruning);
+    ``relax``: when every candidate is trained or pruned and budget is left, widen δ
+    (down to the margin's ``alpha_min``) and go on with what that restores.
     ``journal`` (plaid.search.journal.Journal) records each training as it finishes and
     replays recorded ones on resume."""
     if budget < 1:
@@ -223,6 +225,7 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     pruner.extend(lats)
     state = SearchState(space, pruner)
     refill_at = len(archs) // 4
+    relaxed = 0
     evaluated: list[Evaluated] = []
     stop = "budget spent"
 
@@ -261,6 +264,11 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
                 role, picks = "audit", [int(pruned[rng.randrange(len(pruned))])]
         if not picks:
             picks = strat.select(state, min(batch, budget - len(evaluated)), rng)
+        if not picks and strat.prunes and relax and pruner.relax():
+            relaxed += 1
+            _, flat, facc = state.front_arrays()
+            pruner.update(flat, facc)
+            continue
         if not picks:
             stop = "every candidate trained or pruned"
             break
@@ -277,7 +285,7 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     pruned = int(pruner.pruned_mask.sum())
     keys = [state.key(int(i)) for i in np.flatnonzero(pruner.pruned_mask)] if n <= 200_000 else []
     m = pruner.margin
-    margin_report = {"delta": m.value, "fixed": m.fixed is not None, "alpha": m.alpha,
+    margin_report = {"delta": m.value, "fixed": m.fixed is not None, "alpha": m.alpha, "relaxed": relaxed,
                      "comparable_pairs": m.pairs, "violations": m.violations,
                      "violation_rate": m.violations / m.pairs if m.pairs else None,
                      "latency_inversions": m.latency_inversions, "excess": m.quantiles()}

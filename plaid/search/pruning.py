@@ -25,7 +25,7 @@ dominated by everything and prunes its whole down-set, true-front nets included.
    it generates nothing.
 3. *Probe before a large prune.* A generator that would remove more than ``probe_min``
    candidates and has no trained sub-net vouching for it is held until one of the
-   candidates it would prune (the one closest below it) has been trained; that probe
+   candidates it would prune (the slowest, closest below it) has been trained; that probe
    either vouches for it or contradicts it (2). A failed training is contradicted by
    almost any sub-net, so this costs one training per large prune and stops the
    catastrophic case.
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -63,8 +64,10 @@ class Margin:
     """δ learnt from the run's own comparable pairs (or fixed by the user)."""
 
     def __init__(self, fixed: float | None = None, alpha: float = 0.02, alpha_min: float = 0.0025,
-                 near: float = 0.75, min_near: int = 30, reservoir: int = 50_000, seed: int = 0) -> None:
+                 near: float = 0.75, min_near: int = 30, reservoir: int = 50_000, seed: int = 0,
+                 robust: bool = True) -> None:
         self.fixed = fixed
+        self.robust = robust
         self.alpha, self.alpha_min = alpha, alpha_min
         self.near, self.min_near = near, min_near
         self._cap = reservoir
@@ -118,7 +121,13 @@ class Margin:
             return
         near = self._r >= self.near
         e = self._e[near] if near.sum() >= self.min_near else self._e
-        self._value = float(max(0.0, np.quantile(e, 1 - self.alpha)))
+        if self.robust:  # the bulk's (1 - α) quantile from median and MAD: failed trainings don't inflate it
+            med = float(np.median(e))
+            spread = 1.4826 * float(np.median(np.abs(e - med)))
+            value = min(med + NormalDist().inv_cdf(1 - self.alpha) * spread, float(e.max()))
+        else:
+            value = float(np.quantile(e, 1 - self.alpha))
+        self._value = max(0.0, value)
 
     def quantiles(self) -> dict:
         pos = self._e[self._e > 0]
@@ -204,8 +213,7 @@ class Pruner:
         ratio = np.concatenate([self.lat[lo] / self.lat[i], self.lat[i] / self.lat[up]])
         self.margin.add(excess, ratio)
         if below.any():
-            self.sub_best[i] = float(self.acc[others[below]].max())
-        up = others[above]
+            self.sub_best[i] = float(self.acc[lo].max())
         self.sub_best[up] = np.maximum(self.sub_best[up], accuracy)
         if self.margin.value > self._applied_delta * 1.05 + 1e-9:
             self.rebuild()
@@ -266,6 +274,16 @@ class Pruner:
             self.margin.widen()
             self.rebuild()
             self.audit.restored += max(0, before - int(self.pruned_mask.sum()))
+
+    def relax(self) -> bool:
+        """Nothing is open but budget is left: widen δ one step (α halved) and re-derive P,
+        which puts back the candidates pruned closest to the decision line — where a lucky
+        net under a barely-dominated generator sits. False once δ cannot widen further."""
+        if self.margin.fixed is not None or self.margin.alpha <= self.margin.alpha_min:
+            return False
+        self.margin.widen()
+        self.rebuild()
+        return True
 
     # ---- internals ----------------------------------------------------------------
     def rebuild(self) -> None:
