@@ -45,7 +45,9 @@ class ProxyConfig:
     resolution: int = 32
     seed: int = 0
     device: str = "cpu"
-    threads: int | None = None
+    # intra-op threads; 1 by default: the proxy's tiny nets gain little from more, and lose ~10x
+    # when another process holds a core (threads spin-waiting for each other). None: torch's own.
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "resolution"):
