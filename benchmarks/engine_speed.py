@@ -71,7 +71,10 @@ def main() -> int:
     args = ap.parse_args()
     from plaid.search import search
 
-    report = {"benchmark": "engine_speed", "machine": machine(), "picks": args.picks,
+    import os
+
+    report = {"benchmark": "engine_speed", "machine": machine(), "load_average_at_start": os.getloadavg(),
+              "picks": args.picks,
               "goal_ms_per_pick": {"15625": 20, "1000000": 300}, "sizes": {}}
     for size in (5, 10):
         space = Grid(size)
