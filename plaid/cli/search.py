@@ -85,8 +85,10 @@ def _config(args):
     budget = DEFAULT_BUDGET if args.budget is None else args.budget
     for flag, v, most in (("--budget", budget, 10**7), ("--epochs", args.epochs, 10**5), ("--pool", args.pool, 10**7),
                           ("--train-limit", args.train_limit, 10**9)):
-        if v is not None and not 1 <= v <= most:
-            raise UsageError(f"{flag} must be in 1..{most}, got {v}")
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be >= 1, got {v}")
+        if v is not None and v > most:
+            raise UsageError(f"{flag} must be at most {most}, got {v}")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.margin is not None and not 0 <= args.margin < 1:
