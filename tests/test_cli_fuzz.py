@@ -80,6 +80,7 @@ NUMERIC = {
     ("search", "--margin"): ["nan", "inf", "1e999", "-1", "1"],
     ("search", "--audit"): ["nan", "-inf", "-0.1", "0.5"],
     ("search", "--train-limit"): ["0", "-1", HUGE],
+    ("search", "--repeats"): ["-1", "1001", HUGE],  # 0 is the default (no repeats)
     ("search", "--seed"): ["-1", HUGE],
     ("export", "--num-classes"): ["-1"],  # 0 and 10**20: tests/test_cli_errors.py
     ("export", "--calib-samples"): ["0", "-1", HUGE],
@@ -179,6 +180,7 @@ FILES = [
     (["search", "--train-cmd", "x {arch}"], 2, "lacks {out}"),
     (["search", "--train-cmd", "x {arch} {out} {gpu}"], 2, "unknown placeholder {gpu}"),
     (["search", "--strategy", "no-such-strategy"], 2, "unknown strategy"),
+    (["search", "--accuracy-table", "{inputs}/missing.csv", "--repeats", "2"], 2, "an --accuracy-table holds one"),
     (["search", "--dataset", "no-such-dataset"], 2, "unknown dataset"),
     (["search", "--space", "no-such-space"], 2, "unknown space"),
     (["bench", "--target", "no-such-target", "--dry-run"], 2, "unknown target"),

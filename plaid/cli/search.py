@@ -13,6 +13,7 @@ examples:
   plaid search --space pl1a --budget 30 --window 1.5:3
   plaid search --dataset cifar10:/data/cifar-10-batches-py --epochs 5
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}'
+  plaid search --train-cmd 'python train.py --arch {arch} --seed {seed} --out {out}' --repeats 3
   plaid search --accuracy-table accs.csv --strategy random
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
 
@@ -23,12 +24,13 @@ replaying what was trained; a resumed run never reports fewer trainings than it 
 
 
 DEFAULT_BUDGET = 12
+MAX_REPEATS = 1000
 
 # defaults of the options that a resumed run takes from its config.json
 _DEFAULTS = {"target": "host", "space": "", "dataset": "digits", "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
-             "margin": None, "audit": 0.05}
+             "margin": None, "audit": 0.05, "repeats": 0}
 
 
 def add_parser(sub) -> None:
@@ -62,6 +64,10 @@ def add_parser(sub) -> None:
     p.add_argument("--audit", type=float, default=_DEFAULTS["audit"], metavar="SHARE",
                    help="share of the trainings spent on pruned candidates to measure false prunes "
                         "(default 0.05; 0 turns the audit off)")
+    p.add_argument("--repeats", type=int, default=_DEFAULTS["repeats"], metavar="K",
+                   help="train K already-trained nets again with another seed (front members first; each "
+                        "counts against the budget) to measure the seed noise, which floors the learnt "
+                        "margin (default 0; not with --accuracy-table)")
     p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
@@ -95,12 +101,18 @@ def _config(args):
         raise UsageError(f"--margin must be in [0, 1) (accuracy units), got {args.margin}")
     if not 0 <= args.audit < 0.5:
         raise UsageError(f"--audit must be a share in [0, 0.5), got {args.audit}")
+    if not 0 <= args.repeats <= MAX_REPEATS:
+        raise UsageError(f"--repeats must be in 0..{MAX_REPEATS}, got {args.repeats}")
+    if args.repeats and args.accuracy_table:
+        raise UsageError("--repeats retrains nets with other seeds, and an --accuracy-table holds one accuracy "
+                         "per net: use the proxy trainer or --train-cmd with {seed}")
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
     return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
-                        seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit, evaluator=evaluator, train_cmd=args.train_cmd or "",
+                        seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit,
+                        repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
                         device=args.device, table=args.table)
@@ -124,6 +136,14 @@ def report_lines(summary: dict) -> list[str]:
         else:
             lines.append(f"audit     none yet ({a.get('share', 0):.0%} of the trainings goes to pruned nets; "
                          f"the first after {int(1 / a['share']) if a.get('share') else 0} trainings)")
+    reps = summary.get("repeats") or []
+    if reps:
+        n = sum(len(r["seeds"]) - 1 for r in reps)
+        if m.get("fixed"):
+            how = f"margin fixed at {m['delta']:.4f}, not floored"
+        else:
+            how = f"margin floor {m['floor']:.3f}" if m.get("floor") is not None else "no margin floor"
+        lines.append(f"seed noise ±{summary['seed_noise']:.3f} top-1 from {n} repeat{'s' if n != 1 else ''} ({how})")
     for line in summary.get("baselines_beaten", []):
         lines.append(f"baseline  {line}")
     return lines

@@ -6,14 +6,17 @@ rejection sampling from Ŝ \\ P as the search eats it. D: trained (latency, accu
 B(D): its boundary. P: pruned, kept as generators by :mod:`plaid.search.pruning` (margin
 δ learnt from the run, consistency, probes before large prunes, a self-audit).
 
-Each round is one of: a *probe* (a candidate that vouches for or contradicts a large
-pending prune), an *audit* (a pruned candidate, uniformly, ``audit`` share of the
-trainings) or the strategy's pick. Every one of them counts against the budget."""
+Each round is one of: a *repeat* (a trained net, a boundary member first, trained again
+with seed offset k = 1, 2, ...; ``repeats`` of them, one after every budget/(repeats + 1)
+trainings), a *probe* (a candidate that vouches for or contradicts a large pending prune),
+an *audit* (a pruned candidate, uniformly, ``audit`` share of the trainings) or the
+strategy's pick. Every one of them counts against the budget."""
 
 from __future__ import annotations
 
+import inspect
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -21,7 +24,7 @@ import numpy as np
 from plaid.errors import UsageError
 from plaid.search.front import pareto_front
 from plaid.search.order import OrderIndex
-from plaid.search.pruning import Margin, Pruner, wilson
+from plaid.search.pruning import Margin, Pruner, SeedNoise, wilson
 from plaid.search.strategies import STRATEGIES, Strategy
 
 MAX_ENUMERATE = 1_000_000  # finite spaces up to this size are searched whole
@@ -35,11 +38,15 @@ class Evaluated:
     arch: Any
     latency: float
     accuracy: float
-    role: str = "search"  # search | probe | audit
+    role: str = "search"  # search | probe | audit | repeat
+    seed: int = 0  # seed offset of the training (> 0 only for a repeat)
 
     def to_json(self) -> dict:
-        return {"index": self.index, "arch": self.key, "latency": self.latency, "accuracy": self.accuracy,
-                "role": self.role}
+        d = {"index": self.index, "arch": self.key, "latency": self.latency, "accuracy": self.accuracy,
+             "role": self.role}
+        if self.seed:
+            d["seed"] = self.seed
+        return d
 
 
 @dataclass
@@ -58,6 +65,8 @@ class SearchResult:
     margin: dict = field(default_factory=dict)
     audit: dict = field(default_factory=dict)
     probes: int = 0
+    repeats: list[dict] = field(default_factory=list)  # [{"arch", "seeds", "accuracies"}] of repeated nets
+    seed_noise: float | None = None  # σ of one training's accuracy from the repeats (None: none)
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +76,7 @@ class SearchResult:
             "pruned_fraction": self.pruned_fraction, "pruned_fraction_is_exact": self.exact,
             "pruned_fraction_ci95": list(self.pruned_fraction_ci95),
             "margin": self.margin, "audit": self.audit, "probes": self.probes,
+            "repeats": self.repeats, "seed_noise": self.seed_noise,
             "window": list(self.window), "stop_reason": self.stop_reason,
         }
 
@@ -179,7 +189,7 @@ class Sampler:
 def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any], float], budget: int,
            strategy: str | Strategy = "pop", seed: int = 0, window: tuple[float, float] | None = None,
            journal: Any = None, batch: int = 1, pool: int | None = None, margin: float | None = None,
-           audit: float = 0.05, probe_min: int = 64, relax: bool = True,
+           audit: float = 0.05, probe_min: int = 64, relax: bool = True, repeats: int = 0,
            on_result: Callable[[Evaluated, "SearchState"], None] | None = None) -> SearchResult:
     """Run POP on ``space`` with at most ``budget`` trainings (calls to ``accuracy``).
 
@@ -190,6 +200,9 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     ``probe_min``: prunes larger than this wait for a probe (see plaid.search.pruning);
     ``relax``: when every candidate is trained or pruned and budget is left, widen δ
     (down to the margin's ``alpha_min``) and go on with what that restores.
+    ``repeats``: train that many distinct trained nets again, with seed offsets 1, 2, ...
+    (``accuracy(arch, seed=k)``), to measure the seed noise σ that floors a learnt δ; a
+    repeated net counts at its mean accuracy (plaid.search.pruning, 5).
     ``journal`` (plaid.search.journal.Journal) records each training as it finishes and
     replays recorded ones on resume."""
     if budget < 1:
@@ -202,6 +215,11 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
         raise UsageError(f"audit share must be in [0, 1), got {audit}")
     if margin is not None and not margin >= 0:
         raise UsageError(f"margin must be >= 0, got {margin}")
+    if repeats < 0:
+        raise UsageError(f"repeats must be >= 0, got {repeats}")
+    if repeats and not _takes_seed(accuracy):
+        raise UsageError("repeats need an accuracy(arch, seed=k) that can train with another seed; "
+                         f"{getattr(accuracy, '__name__', type(accuracy).__name__)} takes no seed")
     if window is not None and window[0] > window[1]:
         raise UsageError(f"latency window {window[0]}:{window[1]} is empty (min > max)")
     strat = STRATEGIES.get(strategy)() if isinstance(strategy, str) else strategy
@@ -228,15 +246,33 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     relaxed = 0
     evaluated: list[Evaluated] = []
     stop = "budget spent"
+    noise = SeedNoise()
+    repeated: dict[str, int] = {}  # key -> candidate index, of the nets trained again
+    trained_at: dict[str, int] = {}  # key -> candidate index, of every trained net
+    # a journaled step that trains a net already trained was a repeat: a resume (with any budget) replays it
+    journaled = {idx: key for idx, key, *_ in journal.entries()} if journal is not None and repeats else {}
 
     def train(i: int, role: str) -> None:
         key = state.key(i)
+        seed_k = len(repeated) + 1 if role == "repeat" else 0
         recorded = journal.replay(len(evaluated), key) if journal is not None else None
-        acc = recorded if recorded is not None else float(accuracy(order.candidates[i]))
-        ev = Evaluated(len(evaluated), key, order.candidates[i], float(pruner.lat[i]), acc, role)
+        if recorded is not None:
+            acc = recorded
+        elif seed_k:
+            acc = float(accuracy(order.candidates[i], seed=seed_k))
+        else:
+            acc = float(accuracy(order.candidates[i]))
+        ev = Evaluated(len(evaluated), key, order.candidates[i], float(pruner.lat[i]), acc, role, seed_k)
         if journal is not None and recorded is None:
             journal.record(ev)
-        if role == "audit":
+        if role == "repeat":
+            if key not in noise.runs:
+                noise.add(key, 0, float(pruner.acc[i]))
+            noise.add(key, seed_k, acc)
+            repeated[key] = i
+            pruner.revise(i, noise.mean(key))
+            pruner.noise(noise.sigma)
+        elif role == "audit":
             generator = int(pruner.pruned_by[i])
             _, flat, facc = state.front_arrays()
             lifted = not bool(((flat <= ev.latency) & (facc >= acc)).any())
@@ -244,9 +280,30 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
             pruner.record(i, acc)
         else:
             pruner.record(i, acc)
+        if role != "repeat":
+            trained_at[key] = i
         evaluated.append(ev)
         if on_result is not None:
             on_result(ev, state)
+
+    def repeat_now(last: bool) -> int | None:
+        """The net to train again now, or None. A journaled step does what the journal holds;
+        otherwise a repeat is due after every budget/(repeats + 1) trainings once 2 nets are
+        trained, or when nothing else is left (``last``), and goes to a boundary member
+        not yet repeated, else to another trained net."""
+        n = len(evaluated)
+        if n in journaled:
+            return trained_at.get(journaled[n])
+        if len(repeated) >= repeats or len(trained_at) < 2:
+            return None
+        if not last and n * (repeats + 1) < (len(repeated) + 1) * budget:
+            return None
+        front_idx = state.front_arrays()[0]
+        for pool_ in (front_idx, np.flatnonzero(pruner.trained)):
+            fresh = [int(j) for j in pool_ if state.key(int(j)) not in repeated]
+            if fresh:
+                return fresh[rng.randrange(len(fresh))]
+        return None
 
     while len(evaluated) < budget:
         if sampler is not None and int(state.open_mask.sum()) < refill_at:
@@ -255,7 +312,10 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
                 order.extend(new)
                 pruner.extend(new_lats)
         role, picks = "search", []
-        if strat.prunes:
+        rep = repeat_now(last=False) if repeats else None
+        if rep is not None:
+            role, picks = "repeat", [rep]
+        elif strat.prunes:
             probe = pruner.probe()
             if probe is not None:
                 role, picks = "probe", [probe]
@@ -269,6 +329,8 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
             _, flat, facc = state.front_arrays()
             pruner.update(flat, facc)
             continue
+        if not picks and repeats and (rep := repeat_now(last=True)) is not None:
+            role, picks = "repeat", [rep]  # nothing left to search: the repeats still due
         if not picks:
             stop = "every candidate trained or pruned"
             break
@@ -280,7 +342,9 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     else:
         if not state.open_mask.any() and not pruner.held:
             stop = "every candidate trained or pruned"
-    front = pareto_front(evaluated)
+    means = {k: float(pruner.acc[i]) for k, i in repeated.items()}
+    front = pareto_front([replace(e, accuracy=means[e.key]) if e.key in means else e
+                          for e in evaluated if e.role != "repeat"])
     n = len(order.candidates)
     pruned = int(pruner.pruned_mask.sum())
     keys = [state.key(int(i)) for i in np.flatnonzero(pruner.pruned_mask)] if n <= 200_000 else []
@@ -288,10 +352,22 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     margin_report = {"delta": m.value, "fixed": m.fixed is not None, "alpha": m.alpha, "relaxed": relaxed,
                      "comparable_pairs": m.pairs, "violations": m.violations,
                      "violation_rate": m.violations / m.pairs if m.pairs else None,
-                     "latency_inversions": m.latency_inversions, "excess": m.quantiles()}
+                     "latency_inversions": m.latency_inversions, "excess": m.quantiles(),
+                     "floor": None if m.fixed is not None else m.floor}
     return SearchResult(evaluated=evaluated, front=front, candidates=n, trained=len(evaluated),
                         pruned=pruned, exact=exact, pruned_fraction=pruned / n, window=win,
                         stop_reason=stop, pruned_keys=keys,
                         pruned_fraction_ci95=(pruned / n, pruned / n) if exact else wilson(pruned, n),
                         margin=margin_report, audit={**pruner.audit.to_json(), "share": audit},
-                        probes=sum(e.role == "probe" for e in evaluated))
+                        probes=sum(e.role == "probe" for e in evaluated), repeats=noise.to_json(),
+                        seed_noise=noise.sigma)
+
+
+def _takes_seed(accuracy: Callable) -> bool:
+    try:
+        inspect.signature(accuracy).bind(None, seed=1)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): let the call decide
+        return True
+    return True

@@ -35,6 +35,17 @@ dominated by everything and prunes its whole down-set, true-front nets included.
    pruned it by more than δ disables that generator, restores everything only it had
    pruned, and widens δ (α is halved, down to ``alpha_min``).
 
+5. *Seed noise* (``repeats``). A few trained nets are trained again with another seed;
+   σ = RMS(acc_seed0 − acc_seedk)/√2 over them is the spread of one training's
+   accuracy. Two nets of equal true accuracy then differ by more than z_(1−α)·√2·σ with
+   probability α, so a learnt δ is never below that floor (a fixed δ stays fixed). A
+   repeated net's accuracy, for the boundary and for pruning, is the mean over its seeds
+   (the better estimate; it also undoes the luck that put a net on the boundary): its
+   relatives' consistency is re-derived and P rebuilt under the new value. Pair excesses
+   already counted keep the values they were seen with. Repeats go to boundary members
+   first, whose first training is biased upwards by having been selected (σ errs high:
+   the floor errs wide).
+
 P is kept as its generators (trained net, latency threshold); the mask over the
 candidates is derived from them, so restoring or re-thresholding is exact."""
 
@@ -60,8 +71,36 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
+class SeedNoise:
+    """Accuracies of nets trained again with other seeds; σ of one training's accuracy."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[tuple[int, float]]] = {}  # key -> [(seed offset, accuracy)], first = seed 0
+
+    def add(self, key: str, seed: int, accuracy: float) -> None:
+        self.runs.setdefault(key, []).append((int(seed), float(accuracy)))
+
+    def mean(self, key: str) -> float:
+        return float(np.mean([a for _, a in self.runs[key]]))
+
+    @property
+    def repeats(self) -> int:
+        return sum(len(r) - 1 for r in self.runs.values())
+
+    @property
+    def sigma(self) -> float | None:
+        """RMS(acc_seed0 − acc_seedk)/√2 over every repeat; None before the first."""
+        d = [r[0][1] - a for r in self.runs.values() for _, a in r[1:]]
+        return math.sqrt(float(np.mean(np.square(d))) / 2) if d else None
+
+    def to_json(self) -> list[dict]:
+        return [{"arch": k, "seeds": [s for s, _ in r], "accuracies": [a for _, a in r]}
+                for k, r in self.runs.items() if len(r) > 1]
+
+
 class Margin:
-    """δ learnt from the run's own comparable pairs (or fixed by the user)."""
+    """δ learnt from the run's own comparable pairs (or fixed by the user), never below
+    the seed-noise floor z_(1−α)·√2·σ once σ is known (see the module docstring, 5)."""
 
     def __init__(self, fixed: float | None = None, alpha: float = 0.02, alpha_min: float = 0.0025,
                  near: float = 0.75, min_near: int = 30, reservoir: int = 50_000, seed: int = 0,
@@ -79,6 +118,7 @@ class Margin:
         self._rng = np.random.default_rng(seed)
         self._value = 0.0 if fixed is None else float(fixed)
         self._dirty = False
+        self.sigma: float | None = None  # seed noise of one training (None: not measured)
 
     @property
     def value(self) -> float:
@@ -112,22 +152,37 @@ class Margin:
         self.alpha = max(self.alpha_min, self.alpha / 2)
         self._update()
 
+    def set_noise(self, sigma: float | None) -> None:
+        """The seed noise σ of one training (from :class:`SeedNoise`)."""
+        self.sigma = None if sigma is None else float(sigma)
+        self._dirty = True
+
+    @property
+    def floor(self) -> float | None:
+        """z_(1−α)·√2·σ: how far two nets of equal true accuracy lie apart by chance with
+        probability α (None while σ is unknown)."""
+        if self.sigma is None:
+            return None
+        return NormalDist().inv_cdf(1 - self.alpha) * math.sqrt(2) * self.sigma
+
     @property
     def near_pairs(self) -> int:
         return int((self._r >= self.near).sum())
 
     def _update(self) -> None:
-        if self.fixed is not None or not len(self._e):
+        if self.fixed is not None:
             return
-        near = self._r >= self.near
-        e = self._e[near] if near.sum() >= self.min_near else self._e
-        if self.robust:  # the bulk's (1 - α) quantile from median and MAD: failed trainings don't inflate it
-            med = float(np.median(e))
-            spread = 1.4826 * float(np.median(np.abs(e - med)))
-            value = min(med + NormalDist().inv_cdf(1 - self.alpha) * spread, float(e.max()))
-        else:
-            value = float(np.quantile(e, 1 - self.alpha))
-        self._value = max(0.0, value)
+        value = 0.0
+        if len(self._e):
+            near = self._r >= self.near
+            e = self._e[near] if near.sum() >= self.min_near else self._e
+            if self.robust:  # the bulk's (1 - α) quantile from median and MAD: failed trainings don't inflate it
+                med = float(np.median(e))
+                spread = 1.4826 * float(np.median(np.abs(e - med)))
+                value = min(med + NormalDist().inv_cdf(1 - self.alpha) * spread, float(e.max()))
+            else:
+                value = float(np.quantile(e, 1 - self.alpha))
+        self._value = max(0.0, value, self.floor or 0.0)
 
     def quantiles(self) -> dict:
         pos = self._e[self._e > 0]
@@ -215,6 +270,27 @@ class Pruner:
         if below.any():
             self.sub_best[i] = float(self.acc[lo].max())
         self.sub_best[up] = np.maximum(self.sub_best[up], accuracy)
+        if self.margin.value > self._applied_delta * 1.05 + 1e-9:
+            self.rebuild()
+
+    def revise(self, i: int, accuracy: float) -> None:
+        """A trained net's accuracy re-estimated (its mean over seeds): the best trained
+        sub-net of each trained super-net is re-derived, and every threshold forgotten; the
+        next ``update`` re-derives P from the boundary under the new value."""
+        self.acc[i] = accuracy
+        tr = np.flatnonzero(self.trained)
+        for u in tr[self.order.up(i, tr)]:
+            u = int(u)
+            if u == i:
+                continue
+            others = tr[tr != u]
+            strict = self.order.down(u, others) & ~self.order.up(u, others)
+            self.sub_best[u] = float(self.acc[others[strict]].max()) if strict.any() else -np.inf
+        self.rebuild()
+
+    def noise(self, sigma: float | None) -> None:
+        """New seed noise σ: the margin's floor moves; P is rebuilt when δ grew."""
+        self.margin.set_noise(sigma)
         if self.margin.value > self._applied_delta * 1.05 + 1e-9:
             self.rebuild()
 

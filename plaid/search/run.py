@@ -30,6 +30,7 @@ class SearchConfig:
     batch: int = 1
     margin: float | None = None  # pruning margin δ in accuracy units (None: learnt by the run)
     audit: float = 0.05  # share of the trainings spent auditing pruned candidates
+    repeats: int = 0  # trained nets trained again with another seed, to measure the seed noise
     evaluator: str = "proxy"  # proxy | command | table
     train_cmd: str = ""
     accuracy_table: str = ""
@@ -48,8 +49,9 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What a run's journal records and a resume must match: the resolved config
-        without the budget (which a resume may raise)."""
-        return {k: v for k, v in self.to_json().items() if k != "budget"}
+        without the budget (which a resume may raise); ``repeats`` only when set, so the
+        journals of runs made before it existed still resume."""
+        return {k: v for k, v in self.to_json().items() if k != "budget" and not (k == "repeats" and v == 0)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
@@ -250,7 +252,7 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
     done_before = len(journal)
     result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
                     window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, margin=cfg.margin,
-                    audit=cfg.audit, on_result=on_result)
+                    audit=cfg.audit, repeats=cfg.repeats, on_result=on_result)
     from plaid.search.baselines import beaten, evaluate_baselines
 
     nets = evaluate_baselines(space, predictor, evaluator, run, json.dumps(evaluator.describe(), sort_keys=True,

@@ -7,6 +7,10 @@ builds one from its options, ``evaluator_for_search(cfg, space, run)`` the one a
   which writes ``{"accuracy": 0.71}`` (or ``"top1"``) as JSON to ``{out}``;
 - ``table``: accuracies already known (CSV ``arch,accuracy`` or JSON), for benchmarking.
 
+``evaluator(arch, seed=k)`` trains again with seed offset ``k`` (the search's repeats, which
+measure the seed noise): the proxy with ``cfg.seed + k``, the command with ``{seed}`` and
+``PLAID_SEED`` set to its base seed + k. A table has one accuracy per net and takes no seed.
+
 This module does not import torch; the proxy trainer imports it when it first trains.
 """
 
@@ -119,6 +123,7 @@ class ProxyEvaluator(Evaluator):
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.log, self.progress = log, progress
         self.results: dict[str, dict[str, Any]] = {}  # arch string -> trainer result
+        self.repeats: dict[tuple[str, int], dict[str, Any]] = {}  # (arch string, seed offset) -> result
 
     @classmethod
     def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
@@ -133,25 +138,33 @@ class ProxyEvaluator(Evaluator):
     def checkpoint_path(self, key: str) -> Path | None:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / f"{arch_sha1(key)}.pt"
 
-    def __call__(self, arch: Any) -> float:
+    def __call__(self, arch: Any, seed: int = 0) -> float:
+        """Top-1 of ``arch`` trained with seed ``cfg.seed + seed``; only the seed-0
+        training keeps its weights (the checkpoint a front entry points to)."""
         key = self.key(arch)
-        if key in self.results:
-            return self.results[key]["top1"]
+        cache = self.results if not seed else self.repeats
+        slot = key if not seed else (key, seed)
+        if slot in cache:
+            return cache[slot]["top1"]
+        import dataclasses
+
         import torch
 
         from plaid.train.proxy import save_checkpoint, train_and_evaluate
 
+        cfg = dataclasses.replace(self.cfg, seed=self.cfg.seed + seed) if seed else self.cfg
         value = self.space.decode(arch) if isinstance(arch, str) else arch
-        torch.manual_seed(self.cfg.seed)  # the same initial weights for the same arch and seed
+        torch.manual_seed(cfg.seed)  # the same initial weights for the same arch and seed
         model = self.space.build(value, num_classes=self.dataset.num_classes)
-        result = train_and_evaluate(model, self.dataset, self.cfg, progress=self.progress)
-        path = self.checkpoint_path(key)
+        result = train_and_evaluate(model, self.dataset, cfg, progress=self.progress)
+        path = self.checkpoint_path(key) if not seed else None
         if path is not None:
             save_checkpoint(model, path)
             result["checkpoint"] = str(path)
-        self.results[key] = result
+        cache[slot] = result
         if self.log is not None:
-            self.log(f"{key}: top-1 {result['top1']:.4f}, loss {result['loss']:.4f}, "
+            again = f" (seed {cfg.seed})" if seed else ""
+            self.log(f"{key}{again}: top-1 {result['top1']:.4f}, loss {result['loss']:.4f}, "
                      f"{result['train_seconds']:.1f} s, {result['params'] / 1e6:.3f} M params")
         return result["top1"]
 
@@ -164,23 +177,26 @@ class ProxyEvaluator(Evaluator):
 
 @register_evaluator("command")
 class CommandEvaluator(Evaluator):
-    """Run ``template`` with ``{arch}`` (the arch string) and ``{out}`` (a fresh JSON path in
-    ``workdir``) substituted, each value shell-quoted, then split into an argv (no shell).
-    The command writes JSON with a numeric ``accuracy`` (or ``top1``) key to ``{out}``; its
-    stdout and stderr are kept beside it (``<out>.stdout``, ``<out>.stderr``)."""
+    """Run ``template`` with ``{arch}`` (the arch string), ``{out}`` (a fresh JSON path in
+    ``workdir``) and, where written, ``{seed}`` (``seed`` + the call's seed offset)
+    substituted, each value shell-quoted, then split into an argv (no shell); the seed is
+    also in the environment as ``PLAID_SEED``. The command writes JSON with a numeric
+    ``accuracy`` (or ``top1``) key to ``{out}``; its stdout and stderr are kept beside it
+    (``<out>.stdout``, ``<out>.stderr``)."""
 
-    PLACEHOLDERS = ("arch", "out")
+    PLACEHOLDERS = ("arch", "out")  # required
+    OPTIONAL = ("seed",)
 
-    def __init__(self, space, template: str, workdir: Path, timeout: float | None = None) -> None:
+    def __init__(self, space, template: str, workdir: Path, timeout: float | None = None, seed: int = 0) -> None:
         super().__init__(space)
         fields = set()
         try:
             for _, field, spec, conv in string.Formatter().parse(template):
                 if field is None:
                     continue
-                if field not in self.PLACEHOLDERS:
-                    raise UsageError(f"command template: unknown placeholder {{{field}}} (only {{arch}} and "
-                                     "{out}; write {{ and }} for literal braces)")
+                if field not in self.PLACEHOLDERS + self.OPTIONAL:
+                    raise UsageError(f"command template: unknown placeholder {{{field}}} (only {{arch}}, {{out}} "
+                                     "and {seed}; write {{ and }} for literal braces)")
                 if spec or conv:
                     raise UsageError(f"command template: write {{{field}}} plainly, without a conversion or format")
                 fields.add(field)
@@ -190,24 +206,26 @@ class CommandEvaluator(Evaluator):
         if missing:
             raise UsageError(f"command template {template!r} lacks {' and '.join(missing)}")
         try:
-            argv = self._argv(template, "ARCH", Path("OUT"))
+            argv = self._argv(template, "ARCH", Path("OUT"), 0)
         except ValueError as exc:
             raise UsageError(f"command template {template!r}: {exc}") from None
         if not argv:
             raise UsageError("command template is empty")
         if timeout is not None and not timeout > 0:
             raise UsageError(f"command timeout must be positive, got {timeout!r}")
-        self.template, self.timeout = template, timeout
+        self.template, self.timeout, self.seed = template, timeout, int(seed)
         self.workdir = Path(workdir)
         self.results: dict[str, float] = {}
+        self.repeats: dict[tuple[str, int], float] = {}  # (arch string, seed offset) -> accuracy
 
     @classmethod
     def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
-        return make_evaluator(cls.name, space, template=cfg.train_cmd, workdir=run / "train")
+        return make_evaluator(cls.name, space, template=cfg.train_cmd, workdir=run / "train", seed=cfg.seed)
 
     @staticmethod
-    def _argv(template: str, key: str, out: Path) -> list[str]:
-        return shlex.split(template.format(arch=shlex.quote(key), out=shlex.quote(str(out))))
+    def _argv(template: str, key: str, out: Path, seed: int) -> list[str]:
+        return shlex.split(template.format(arch=shlex.quote(key), out=shlex.quote(str(out)),
+                                           seed=shlex.quote(str(seed))))
 
     def _fresh_out(self, key: str):
         """A fresh ``{out}`` name in the workdir, with its ``.stdout`` and ``.stderr`` logs
@@ -234,19 +252,22 @@ class CommandEvaluator(Evaluator):
             return path, logs[0][0], logs[1][0]
         raise PlaidError(f"command evaluator: no free output name in {self.workdir}")  # pragma: no cover
 
-    def __call__(self, arch: Any) -> float:
+    def __call__(self, arch: Any, seed: int = 0) -> float:
         key = self.key(arch)
-        if key in self.results:
-            return self.results[key]
+        cache = self.results if not seed else self.repeats
+        slot = key if not seed else (key, seed)
+        if slot in cache:
+            return cache[slot]
         out, so, se = self._fresh_out(key)
-        argv = self._argv(self.template, key, out)
-        where = f"training command for {key!r}"
+        argv = self._argv(self.template, key, out, self.seed + seed)
+        where = f"training command for {key!r}" + (f" (seed {self.seed + seed})" if seed else "")
         err_path = out.with_name(out.name + ".stderr")
         # its own process group, killed with everything in it on timeout, on error, when plaid
         # exits (even by kill -9), and (what it left running) when it ends
         with so, se, Group() as group:
             try:
-                proc = group.popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se)
+                proc = group.popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+                                   env={**os.environ, "PLAID_SEED": str(self.seed + seed)})
             except OSError as exc:
                 raise UsageError(f"{where}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
             try:
@@ -266,8 +287,8 @@ class CommandEvaluator(Evaluator):
             value = data.get("accuracy", data.get("top1"))
         if value is None:
             raise PlaidError(f"{where}: {out} has no numeric 'accuracy' or 'top1' key")
-        self.results[key] = _check_accuracy(value, where, PlaidError)
-        return self.results[key]
+        cache[slot] = _check_accuracy(value, where, PlaidError)
+        return cache[slot]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "template": self.template, "workdir": str(self.workdir),
