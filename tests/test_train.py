@@ -17,6 +17,7 @@ import pytest
 
 from plaid.errors import PlaidError, UsageError
 from plaid.spaces import get_space, parse_arch
+from plaid.train import datasets
 from plaid.train.datasets import load_dataset
 from plaid.train.evaluators import (EVALUATORS, CommandEvaluator, ProxyEvaluator, TableEvaluator, arch_sha1,
                                     make_evaluator)
@@ -71,9 +72,43 @@ def test_digits_limit_and_resolution():
     assert np.array_equal(again.train.x, d.train.x)
 
 
+def test_digits_affine_is_one_fixed_harder_dataset():
+    d = load_dataset("digits-affine", 16, seed=0)
+    assert (len(d.train), len(d.val)) == (datasets.AFFINE_TRAIN, datasets.AFFINE_VAL)
+    assert d.train.x.shape[1:] == (3, 16, 16) and d.num_classes == 10
+    for split in (d.train, d.val):  # drawn with replacement, but every class is there in its share
+        share = np.bincount(split.y, minlength=10) / len(split)
+        assert share.min() > 0.06 and share.max() < 0.14
+    again = load_dataset("digits-affine", 16, seed=7)  # the run seed does not change the dataset
+    assert np.array_equal(again.train.x, d.train.x) and np.array_equal(again.val.y, d.val.y)
+    plain = load_dataset("digits", 16, seed=0)
+    assert 0.8 * plain.mean[0] < d.mean[0] < 1.5 * plain.mean[0]  # still digits on black, in [0, 1] before normalising
+    # each image has its own map: no two train images of the first 200 are equal
+    flat = d.train.x[:200].reshape(200, -1)
+    assert len(np.unique(flat.round(4), axis=0)) == 200
+
+
+def test_digits_affine_val_comes_from_digits_train_never_sees(monkeypatch):
+    seen = []
+    real = datasets._affine_images
+
+    def spy(x, y, n, resolution, gen):
+        seen.append(x.reshape(len(x), -1))
+        return real(x, y, n, resolution, gen)
+
+    monkeypatch.setattr(datasets, "_affine_images", spy)
+    load_dataset("digits-affine", 8)
+    train_src, val_src = seen
+    assert len(train_src) + len(val_src) == 1797 and abs(len(val_src) / 1797 - 0.2) < 0.01
+    common = {r.tobytes() for r in train_src} & {r.tobytes() for r in val_src}
+    # sklearn's digits hold a few exact duplicates; the two pools share at most those
+    assert len(common) <= 5
+
+
 @pytest.mark.parametrize("spec, needle", [
     ("mnist", "unknown dataset 'mnist'"),
     ("digits:/somewhere", "takes no path"),
+    ("digits-affine:/somewhere", "takes no path"),
     ("cifar10", "needs a path"),
     ("cifar10:/nonexistent/cifar", "/nonexistent/cifar does not exist"),
     ("imagefolder:/nonexistent/images", "/nonexistent/images does not exist"),

@@ -22,7 +22,7 @@ examples:
   plaid bench --target host --space df    measure them (resumes if interrupted)
   plaid devices                           phones attached over ADB (for --target sd845)
   plaid lut show                          what the table holds
-  plaid search                            POP search on the host (pl1a, digits)
+  plaid search                            POP search on the host (pl1a, digits-affine)
   plaid export df1 -o out/df1             TFLite bundle with parity checks
 
 set PLAID_DEBUG=1 to see tracebacks.

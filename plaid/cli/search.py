@@ -9,7 +9,7 @@ from plaid.cli.render import ProgressBars, console, print_json
 
 EPILOG = """\
 examples:
-  plaid search                                   embedded default: host target, pl1a, digits, budget 12
+  plaid search                                   embedded default: host target, pl1a, digits-affine, budget 12
   plaid search --space pl1a --budget 30 --window 1.5:3
   plaid search --dataset cifar10:/data/cifar-10-batches-py --epochs 5
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}'
@@ -27,7 +27,7 @@ DEFAULT_BUDGET = 12
 MAX_REPEATS = 1000
 
 # defaults of the options that a resumed run takes from its config.json
-_DEFAULTS = {"target": "host", "space": "", "dataset": "digits", "window": None, "strategy": "pop",
+_DEFAULTS = {"target": "host", "space": "", "dataset": "digits-affine", "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
              "margin": None, "audit": 0.05, "repeats": 0}
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default=_DEFAULTS["target"], help="target preset (default host)")
     p.add_argument("--space", default=_DEFAULTS["space"], help="space (default: the target's)")
     p.add_argument("--dataset", default=_DEFAULTS["dataset"],
-                   help="digits (built in), cifar10:PATH or imagefolder:PATH (default digits)")
+                   help="digits-affine or digits (built in), cifar10:PATH or imagefolder:PATH (default digits-affine)")
     p.add_argument("--budget", type=int, help="trainings (default 12; with --resume, the run's own)")
     p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
     p.add_argument("--strategy", default=_DEFAULTS["strategy"],

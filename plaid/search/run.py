@@ -21,7 +21,7 @@ class SearchConfig:
     target: str = "host"
     space: str = ""  # "" = the target's default
     resolution: tuple[int, int] | None = None  # latency resolution; None = the target's
-    dataset: str = "digits"
+    dataset: str = "digits-affine"
     budget: int = 12
     window: tuple[float, float] | None = None
     strategy: str = "pop"
