@@ -317,7 +317,7 @@ def test_command_evaluator_logs_skip_links_planted_at_their_names(tmp_path, vict
     (and a FIFO) planted there for n = 0, 1, 2 are left alone and the run uses n = 3."""
     import shlex
 
-    from plaid.train import evaluators
+    from plaid.train import command
     from plaid.train.evaluators import CommandEvaluator, arch_sha1
 
     class Space:
@@ -329,7 +329,7 @@ def test_command_evaluator_logs_skip_links_planted_at_their_names(tmp_path, vict
         def decode(self, text):
             return text
 
-    monkeypatch.setattr(evaluators.time, "strftime", lambda fmt, *a: "20300101-000000")
+    monkeypatch.setattr(command.time, "strftime", lambda fmt, *a: "20300101-000000")
     work = tmp_path / "work"
     work.mkdir()
     stem = f"{arch_sha1('fake:a')[:16]}-20300101-000000-{os.getpid()}"

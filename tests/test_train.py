@@ -17,7 +17,7 @@ import pytest
 
 from plaid.errors import PlaidError, UsageError
 from plaid.spaces import get_space, parse_arch
-from plaid.train import datasets
+from plaid.train.datasets import digits as datasets  # the digits loaders: AFFINE_*, _affine_images
 from plaid.train.datasets import load_dataset
 from plaid.train.evaluators import (EVALUATORS, CommandEvaluator, ProxyEvaluator, TableEvaluator, arch_sha1,
                                     make_evaluator)

@@ -4,8 +4,10 @@ builds one from its options, ``evaluator_for_search(cfg, space, run)`` the one a
 
 - ``proxy``: the built-in trainer (:mod:`plaid.train.proxy`) on a loaded dataset;
 - ``command``: the user's own training, e.g. ``python train.py --arch {arch} --out {out}``,
-  which writes ``{"accuracy": 0.71}`` (or ``"top1"``) as JSON to ``{out}``;
-- ``table``: accuracies already known (CSV ``arch,accuracy`` or JSON), for benchmarking.
+  which writes ``{"accuracy": 0.71}`` (or ``"top1"``) as JSON to ``{out}``; running it is
+  :mod:`plaid.train.command`;
+- ``table``: accuracies already known (CSV ``arch,accuracy`` or JSON), for benchmarking; the
+  file is read by :mod:`plaid.train.tables`.
 
 ``evaluator(arch, seed=k)`` trains again with seed offset ``k`` (the search's repeats, which
 measure the seed noise): the proxy with ``cfg.seed + k``, the command with ``{seed}`` and
@@ -16,22 +18,15 @@ This module does not import torch; the proxy trainer imports it when it first tr
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import inspect
-import json
 import math
-import os
-import shlex
-import string
-import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from plaid.errors import PlaidError, UsageError
-from plaid.procs import Group
 from plaid.registry import Registry
+from plaid.train import command, tables
 
 if TYPE_CHECKING:
     from plaid.train.datasets import Dataset
@@ -177,40 +172,16 @@ class ProxyEvaluator(Evaluator):
 
 @register_evaluator("command")
 class CommandEvaluator(Evaluator):
-    """Run ``template`` with ``{arch}`` (the arch string), ``{out}`` (a fresh JSON path in
-    ``workdir``) and, where written, ``{seed}`` (``seed`` + the call's seed offset)
-    substituted, each value shell-quoted, then split into an argv (no shell); the seed is
-    also in the environment as ``PLAID_SEED``. The command writes JSON with a numeric
-    ``accuracy`` (or ``top1``) key to ``{out}``; its stdout and stderr are kept beside it
-    (``<out>.stdout``, ``<out>.stderr``)."""
-
-    PLACEHOLDERS = ("arch", "out")  # required
-    OPTIONAL = ("seed",)
+    """Run the user's training command (:mod:`plaid.train.command`): ``template`` with
+    ``{arch}`` (the arch string), ``{out}`` (a fresh JSON path in ``workdir``) and, where
+    written, ``{seed}`` (``seed`` + the call's seed offset) substituted, each value
+    shell-quoted, then split into an argv (no shell); the seed is also in the environment as
+    ``PLAID_SEED``. The command writes JSON with a numeric ``accuracy`` (or ``top1``) key to
+    ``{out}``; its stdout and stderr are kept beside it (``<out>.stdout``, ``<out>.stderr``)."""
 
     def __init__(self, space, template: str, workdir: Path, timeout: float | None = None, seed: int = 0) -> None:
         super().__init__(space)
-        fields = set()
-        try:
-            for _, field, spec, conv in string.Formatter().parse(template):
-                if field is None:
-                    continue
-                if field not in self.PLACEHOLDERS + self.OPTIONAL:
-                    raise UsageError(f"command template: unknown placeholder {{{field}}} (only {{arch}}, {{out}} "
-                                     "and {seed}; write {{ and }} for literal braces)")
-                if spec or conv:
-                    raise UsageError(f"command template: write {{{field}}} plainly, without a conversion or format")
-                fields.add(field)
-        except ValueError as exc:
-            raise UsageError(f"command template {template!r}: {exc}") from None
-        missing = [f"{{{f}}}" for f in self.PLACEHOLDERS if f not in fields]
-        if missing:
-            raise UsageError(f"command template {template!r} lacks {' and '.join(missing)}")
-        try:
-            argv = self._argv(template, "ARCH", Path("OUT"), 0)
-        except ValueError as exc:
-            raise UsageError(f"command template {template!r}: {exc}") from None
-        if not argv:
-            raise UsageError("command template is empty")
+        command.check_template(template)
         if timeout is not None and not timeout > 0:
             raise UsageError(f"command timeout must be positive, got {timeout!r}")
         self.template, self.timeout, self.seed = template, timeout, int(seed)
@@ -222,71 +193,15 @@ class CommandEvaluator(Evaluator):
     def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
         return make_evaluator(cls.name, space, template=cfg.train_cmd, workdir=run / "train", seed=cfg.seed)
 
-    @staticmethod
-    def _argv(template: str, key: str, out: Path, seed: int) -> list[str]:
-        return shlex.split(template.format(arch=shlex.quote(key), out=shlex.quote(str(out)),
-                                           seed=shlex.quote(str(seed))))
-
-    def _fresh_out(self, key: str):
-        """A fresh ``{out}`` name in the workdir, with its ``.stdout`` and ``.stderr`` logs
-        created new (:func:`plaid.fsio.create_new`): a file, FIFO or link planted at one of
-        these predictable names is skipped, never written through."""
-        from plaid.fsio import create_new
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        stem = f"{arch_sha1(key)[:16]}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        for n in range(10_000):
-            path = self.workdir / f"{stem}-{n}.json"
-            if os.path.lexists(path):
-                continue
-            logs: list = []
-            try:
-                for suffix in (".stdout", ".stderr"):
-                    log_path = path.with_name(path.name + suffix)
-                    logs.append((create_new(log_path), log_path))
-            except FileExistsError:
-                for fh, made in logs:  # ours, made a moment ago: give the name back
-                    fh.close()
-                    made.unlink()
-                continue
-            return path, logs[0][0], logs[1][0]
-        raise PlaidError(f"command evaluator: no free output name in {self.workdir}")  # pragma: no cover
-
     def __call__(self, arch: Any, seed: int = 0) -> float:
         key = self.key(arch)
         cache = self.results if not seed else self.repeats
         slot = key if not seed else (key, seed)
         if slot in cache:
             return cache[slot]
-        out, so, se = self._fresh_out(key)
-        argv = self._argv(self.template, key, out, self.seed + seed)
         where = f"training command for {key!r}" + (f" (seed {self.seed + seed})" if seed else "")
-        err_path = out.with_name(out.name + ".stderr")
-        # its own process group, killed with everything in it on timeout, on error, when plaid
-        # exits (even by kill -9), and (what it left running) when it ends
-        with so, se, Group() as group:
-            try:
-                proc = group.popen(argv, shell=False, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
-                                   env={**os.environ, "PLAID_SEED": str(self.seed + seed)})
-            except OSError as exc:
-                raise UsageError(f"{where}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
-            try:
-                rc = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                raise PlaidError(f"{where}: timed out after {self.timeout:g} s{_last_line(err_path)}") from None
-        if rc != 0:
-            raise PlaidError(f"{where}: exited with code {rc}{_last_line(err_path)}")
-        if not out.is_file():
-            raise PlaidError(f"{where}: it exited 0 but did not write {out}{_last_line(err_path)}")
-        try:
-            data = json.loads(out.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PlaidError(f"{where}: {out} is not valid JSON ({exc})") from None
-        value = None
-        if isinstance(data, dict):
-            value = data.get("accuracy", data.get("top1"))
-        if value is None:
-            raise PlaidError(f"{where}: {out} has no numeric 'accuracy' or 'top1' key")
+        value = command.run(self.template, key, self.seed + seed, self.workdir, arch_sha1(key)[:16],
+                            self.timeout, where)
         cache[slot] = _check_accuracy(value, where, PlaidError)
         return cache[slot]
 
@@ -295,39 +210,20 @@ class CommandEvaluator(Evaluator):
                 "timeout": self.timeout}
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return f"; stderr: {lines[-1][:300]}" if lines else ""
-
-
 # ---- accuracies from a file -----------------------------------------------------------------
 
 @register_evaluator("table")
 class TableEvaluator(Evaluator):
     """Accuracies from a CSV (header with ``arch`` and ``accuracy`` columns) or JSON
-    (``{"arch": acc}`` or ``[{"arch": ..., "accuracy": ...}]``) file; arch strings are
-    re-keyed through the space so equivalent spellings match."""
+    (``{"arch": acc}`` or ``[{"arch": ..., "accuracy": ...}]``) file, read by
+    :mod:`plaid.train.tables`; arch strings are re-keyed through the space so equivalent
+    spellings match."""
 
     def __init__(self, space, path: Path) -> None:
         super().__init__(space)
         self.path = Path(path)
-        if self.path.is_dir():
-            raise UsageError(f"accuracy table {self.path} is a directory, not a .csv or .json file")
-        if not self.path.is_file():
-            raise UsageError(f"accuracy table {self.path} does not exist")
-        suffix = self.path.suffix.lower()
-        if suffix not in (".csv", ".json"):
-            raise UsageError(f"accuracy table {self.path}: expected a .csv or .json file")
-        try:
-            text = self.path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"accuracy table {self.path}: cannot read: {exc}") from None
-        rows = self._csv_rows(text) if suffix == ".csv" else self._json_rows(text)
         self.table: dict[str, float] = {}
-        for where, arch, acc in rows:
+        for where, arch, acc in tables.read_rows(self.path):
             where = f"accuracy table {self.path} {where}"
             if not isinstance(arch, str):
                 raise UsageError(f"{where}: arch must be a string, got {arch!r}")
@@ -351,36 +247,6 @@ class TableEvaluator(Evaluator):
     @classmethod
     def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
         return make_evaluator(cls.name, space, path=Path(cfg.accuracy_table))
-
-    def _csv_rows(self, text: str) -> list[tuple[str, Any, Any]]:
-        reader = csv.DictReader(text.splitlines())
-        header = [h.strip() for h in reader.fieldnames or []]
-        if "arch" not in header or "accuracy" not in header:
-            raise UsageError(f"accuracy table {self.path}: the CSV header needs 'arch' and 'accuracy' columns "
-                             f"(found {', '.join(header) or 'none'})")
-        reader.fieldnames = header
-        try:
-            return [(f"line {reader.line_num}", (row["arch"] or "").strip(), (row["accuracy"] or "").strip())
-                    for row in reader]
-        except csv.Error as exc:
-            raise UsageError(f"accuracy table {self.path}: malformed CSV: {exc}") from None
-
-    def _json_rows(self, text: str) -> list[tuple[str, Any, Any]]:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise UsageError(f"accuracy table {self.path}: not valid JSON ({exc})") from None
-        if isinstance(data, dict):
-            return [(f"entry {arch!r}", arch, acc) for arch, acc in data.items()]
-        if isinstance(data, list):
-            rows = []
-            for i, item in enumerate(data):
-                if not isinstance(item, dict) or "arch" not in item or "accuracy" not in item:
-                    raise UsageError(f"accuracy table {self.path} item {i}: expected "
-                                     "{\"arch\": ..., \"accuracy\": ...}")
-                rows.append((f"item {i}", item["arch"], item["accuracy"]))
-            return rows
-        raise UsageError(f"accuracy table {self.path}: expected a JSON object or list, got {type(data).__name__}")
 
     def __call__(self, arch: Any) -> float:
         key = self.key(arch)
