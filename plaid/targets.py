@@ -7,6 +7,7 @@ from typing import Any
 
 from plaid.config import config_dir, load_toml, require
 from plaid.errors import UsageError
+from plaid.protocol import MeasureProtocol
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,13 @@ class Target:
     transport: str  # local | adb | ssh
     space: str  # default space
     resolutions: dict[str, tuple[int, int]]
-    protocol: dict[str, Any] = field(default_factory=dict)
+    measure: MeasureProtocol = field(default_factory=MeasureProtocol)  # the [protocol] table, typed
     export_formats: tuple[str, ...] = ()  # `plaid export` defaults
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """The ``[protocol]`` table as given (JSON-ready); typed values: ``measure``."""
+        return self.measure.table()
 
     def resolution(self, space: str) -> tuple[int, int]:
         if space not in self.resolutions:
@@ -26,8 +32,7 @@ class Target:
         return self.resolutions[space]
 
     def with_protocol(self, **overrides: Any) -> "Target":
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(self, protocol={**self.protocol, **given})
+        return replace(self, measure=self.measure.with_settings(f"target {self.name!r}", **overrides))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "runtime": self.runtime,
@@ -45,9 +50,7 @@ def load_target(name: str) -> Target:
     cfg = load_toml("targets", name)
     where = f"configs/targets/{name}.toml"
     res = require(cfg, "resolutions", dict, where)
-    proto = dict(require(cfg, "protocol", dict, where))
-    if proto.get("cpus") == []:
-        proto["cpus"] = None
+    proto = MeasureProtocol.from_table(require(cfg, "protocol", dict, where), f"{where} [protocol]")
     target = Target(
         name=require(cfg, "name", str, where),
         description=cfg.get("description", ""),
@@ -55,7 +58,7 @@ def load_target(name: str) -> Target:
         transport=require(cfg, "transport", str, where),
         space=require(cfg, "space", str, where),
         resolutions={k: (int(v[0]), int(v[1])) for k, v in res.items()},
-        protocol=proto,
+        measure=proto,
         export_formats=tuple(cfg.get("export", {}).get("formats", ())),
     )
     load_transport(target.transport)

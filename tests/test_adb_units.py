@@ -9,7 +9,7 @@ import pytest
 from plaid.adb import benchmark_model as bm
 from plaid.adb.connection import tcp_address
 from plaid.adb.device import _celsius, parse_cpu_list, parse_getprop
-from plaid.adb.protocol import ProtocolSettings
+from plaid.protocol import MeasureProtocol
 from plaid.adb.shell import cpu_mask, sh, split_rc, with_rc
 from plaid.errors import UsageError
 
@@ -167,14 +167,14 @@ def test_command_quotes_paths_and_maps_the_protocol():
 
 
 def test_protocol_settings_are_checked():
-    s = ProtocolSettings.from_protocol({"cooldown_above_c": 45.0, "cooldown_target_c": 40, "sentinel_every": 20,
-                                        "threads": 4})
+    s = MeasureProtocol.from_table({"cooldown_above_c": 45.0, "cooldown_target_c": 40, "sentinel_every": 20,
+                                   "threads": 4})
     assert s.cooldown_above_c == 45.0 and s.sentinel_every == 20 and s.sentinel_tolerance == 0.10
-    assert ProtocolSettings.from_protocol({}).cooldown_above_c is None
+    assert MeasureProtocol.from_table({}).cooldown_above_c is None
     with pytest.raises(UsageError, match="cooldown_target_c"):
-        ProtocolSettings.from_protocol({"cooldown_above_c": 40, "cooldown_target_c": 45})
+        MeasureProtocol.from_table({"cooldown_above_c": 40, "cooldown_target_c": 45})
     with pytest.raises(UsageError, match="sentinel_every"):
-        ProtocolSettings.from_protocol({"sentinel_every": "often"})
+        MeasureProtocol.from_table({"sentinel_every": "often"})
 
 
 def test_adb_modules_import_light():

@@ -2,60 +2,34 @@
 each unit, a cool-down wait when the CPU is hot, and a *sentinel* unit re-measured every
 N units to catch throttling or a changed CPU speed.
 
-Keys of a target's ``[protocol]`` (configs/targets/sd845.toml documents them):
-``cooldown_above_c`` (wait before a unit when the hottest CPU zone is above it; absent =
-never wait), ``cooldown_target_c`` (wait until at or below it), ``cooldown_max_wait_s``
-(then measure anyway, with a warning), ``cooldown_poll_s``; ``sentinel_every`` (0 = no
-sentinel) and ``sentinel_tolerance`` (relative drift of the sentinel's median that counts
-as drift). On drift: a warning, a cool-down to the target, the sentinel measured again,
-and every unit measured since the last good check measured again (each re-measured entry
-records the drift before and after the cool-down).
+Its settings are host-side keys of a target's ``[protocol]`` (plaid.protocol declares them,
+configs/targets/sd845.toml documents them): ``cooldown_above_c`` (wait before a unit when
+the hottest CPU zone is above it; absent = never wait), ``cooldown_target_c`` (wait until
+at or below it), ``cooldown_max_wait_s`` (then measure anyway, with a warning),
+``cooldown_poll_s``; ``sentinel_every`` (0 = no sentinel) and ``sentinel_tolerance``
+(relative drift of the sentinel's median that counts as drift). On drift: a warning, a
+cool-down to the target, the sentinel measured again, and every unit measured since the
+last good check measured again (each re-measured entry records the drift before and after
+the cool-down).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from plaid.errors import PlaidError, UsageError
+from plaid.errors import PlaidError
+from plaid.protocol import MeasureProtocol
 
 RESULT_KEYS = ("key", "status", "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "runs", "error")
-
-
-@dataclass(frozen=True)
-class ProtocolSettings:
-    cooldown_above_c: float | None = None
-    cooldown_target_c: float = 40.0
-    cooldown_max_wait_s: float = 300.0
-    cooldown_poll_s: float = 5.0
-    sentinel_every: int = 0
-    sentinel_tolerance: float = 0.10
-
-    KEYS = ("cooldown_above_c", "cooldown_target_c", "cooldown_max_wait_s", "cooldown_poll_s",
-            "sentinel_every", "sentinel_tolerance")
-
-    @classmethod
-    def from_protocol(cls, proto: dict, where: str = "[protocol]") -> ProtocolSettings:
-        given = {k: proto[k] for k in cls.KEYS if k in proto}
-        for k, v in given.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise UsageError(f"{where}: {k} must be a number >= 0, got {v!r}")
-        if "sentinel_every" in given:
-            given["sentinel_every"] = int(given["sentinel_every"])
-        s = cls(**given)
-        if s.cooldown_above_c is not None and s.cooldown_target_c > s.cooldown_above_c:
-            raise UsageError(f"{where}: cooldown_target_c ({s.cooldown_target_c}) must not exceed "
-                             f"cooldown_above_c ({s.cooldown_above_c})")
-        return s
 
 
 class Protocol:
     """Runs ``models`` through ``runner`` under the protocol; every result goes to ``emit``
     as ``{"event": "result", ..., "info": {...}}`` the moment it exists."""
 
-    def __init__(self, runner, temperatures: Callable[[], dict], settings: ProtocolSettings,
+    def __init__(self, runner, temperatures: Callable[[], dict], settings: MeasureProtocol,
                  emit: Callable[[dict], None], progress=None, sleep=time.sleep, clock=time.monotonic) -> None:
         self.runner, self.temps, self.s, self.emit = runner, temperatures, settings, emit
         self.progress = progress or (lambda *a: None)

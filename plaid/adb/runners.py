@@ -29,11 +29,12 @@ from plaid.errors import PlaidError, UsageError
 from plaid.fsio import file_digest
 from plaid.lut.transport import DeviceLost
 from plaid.procs import scratch_dir
+from plaid.protocol import PLAN, MeasureProtocol
 from plaid.registry import Registry
 
 RUNNERS: Registry[type] = Registry("runner")
 TMP = "/data/local/tmp"
-PLAN_KEYS = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus")
+SCHEMA_KEYS = MeasureProtocol.keys(PLAN, in_schema=True)  # the settings a plaid.plan/1 plan carries
 
 
 _RUN_DIR = re.compile(r"^plaid-[0-9a-f]{8}$")
@@ -209,7 +210,7 @@ class ApkRunner(Runner):
         for key, local in models:
             remote = self._push_model(key, local, self.run_dir)
             entries.append({"key": key, "path": "../" + remote.rsplit("/", 1)[1]})
-        settings = {k: self.settings[k] for k in PLAN_KEYS if k in self.settings}
+        settings = {k: self.settings[k] for k in SCHEMA_KEYS if k in self.settings}
         plan = validate_plan({"schema": PLAN_SCHEMA, "runtime": "tflite", "settings": settings, "models": entries})
         plan_path, out_path = f"{folder}/plan.json", f"{folder}/results.json"
         with scratch_dir("plaid-apk-") as tmp:

@@ -11,16 +11,10 @@ from pathlib import Path
 
 from plaid.adb.connection import connect
 from plaid.adb.device import DeviceInfo
-from plaid.adb.protocol import Protocol, ProtocolSettings
+from plaid.adb.protocol import Protocol
 from plaid.adb.runners import RUNNERS
 from plaid.errors import UsageError
 from plaid.lut.transport import SESSIONS, Session, needs_device_message
-
-PLAN_KEYS = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus",
-             "warmup_seconds")
-# protocol keys that steer how a build is run, not what a measurement means: changing
-# them must not start a new table
-STEERING_KEYS = ProtocolSettings.KEYS + ("unit_timeout_s",)
 
 
 @SESSIONS.register("adb")
@@ -33,35 +27,28 @@ class AdbSession(Session):
         if not serial:
             raise UsageError(needs_device_message(target))
         self.target = target
-        self.protocol = ProtocolSettings.from_protocol(target.protocol, f"configs/targets/{target.name}.toml")
         runner_cls = RUNNERS.get(runner)
         self.conn = connect(adb_transport, serial)
         try:
             self.device = DeviceInfo.read(self.conn)
-            self.runner = runner_cls(self.conn, self.plan_settings(),
-                                     unit_timeout_s=float(target.protocol.get("unit_timeout_s", 120.0)),
+            self.runner = runner_cls(self.conn, target.measure.plan(),
+                                     unit_timeout_s=float(target.measure.unit_timeout_s),
                                      benchmark_binary=benchmark_binary, apk=apk, workdir=workdir)
         except BaseException:
             self.conn.close()
             raise
-
-    def plan_settings(self) -> dict:
-        return {k: self.target.protocol[k] for k in PLAN_KEYS if k in self.target.protocol}
 
     def identity(self) -> tuple[str, dict]:
         fingerprint = self.device.fingerprint()
         fingerprint["runner"] = self.runner.name
         return self.runner.version(), fingerprint
 
-    def table_settings(self, protocol: dict) -> dict:
-        return {k: v for k, v in protocol.items() if k not in STEERING_KEYS}
-
     def describe(self) -> dict:
         return {"device": self.device.describe(), "serial": self.conn.serial, "runner": self.runner.name,
                 "runtime_version": self.runner.version()}
 
     def measure(self, models, on_event, progress) -> None:
-        Protocol(self.runner, self.device.temperatures, self.protocol, on_event, progress).run(models)
+        Protocol(self.runner, self.device.temperatures, self.target.measure, on_event, progress).run(models)
 
     def close(self) -> None:
         try:

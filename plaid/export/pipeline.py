@@ -109,9 +109,9 @@ def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None
         return None
     where = session_for(target).describe() if target.transport != "local" else {}
     return {"median_ms": lat.median_ms, "p90_ms": lat.p90_ms, "runs": lat.runs,
-            "threads": target.protocol.get("threads"),
+            "threads": target.measure.threads,
             "where": f"{target.name}" + (f" {where.get('device', '')} via {where.get('runner', '')}" if where else
-                                         f", {target.protocol.get('threads')} thread(s)")}
+                                         f", {target.measure.threads} thread(s)")}
 
 
 def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
@@ -139,7 +139,7 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     stage = bundle.prepare(req.out, req.force)
     try:
         with scratch() as work:
-            threads = int(target.protocol.get("threads", 1))
+            threads = target.measure.threads
             reference = torch_outputs(model, data.parity)
             ctx = ExportContext(model, resolved.label, resolved.task, hw, data, formats, stage, Path(work),
                                 reference=reference, threads=threads, log=log)

@@ -23,13 +23,12 @@ def lut_dir() -> Path:
 
 
 def target_meta(target, space_name: str = "") -> TableMeta:
-    """The table identity for a target, from its open session (plaid.lut.transport)."""
+    """The table identity for a target: the device and runtime from its open session
+    (plaid.lut.transport), the protocol settings that define a measurement (plaid.protocol)."""
     from plaid.lut.transport import session_for
 
-    session = session_for(target)
-    runtime_version, fingerprint = session.identity()
-    settings = session.table_settings(target.protocol)
-    settings = {k: settings[k] for k in sorted(settings)}
+    runtime_version, fingerprint = session_for(target).identity()
+    settings = target.measure.identity()
     settings["units"] = UNIT_VERSION
     settings["converter"] = _converter_version()
     return TableMeta(target=target.name, runtime=target.runtime, runtime_version=runtime_version,

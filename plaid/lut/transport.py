@@ -37,17 +37,13 @@ class DeviceLost(PlaidError):
 
 
 class Session(ABC):
-    """One target connection. Subclasses implement identity, settings and measure."""
+    """One target connection. Subclasses implement identity and measure."""
 
     transport = ""
 
     @abstractmethod
     def identity(self) -> tuple[str, dict]:
         """(runtime version, device fingerprint) for the latency table's meta."""
-
-    def table_settings(self, protocol: dict) -> dict:
-        """The protocol keys that define what a measurement means (the table identity)."""
-        return dict(protocol)
 
     def describe(self) -> dict:
         """What to show people about the device (empty for this host)."""
@@ -127,8 +123,8 @@ class LocalSession(Session):
         return runtime_info()["version"], fingerprint()
 
     def device_settings(self) -> dict[str, Any]:
-        keys = ("threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus")
-        s = {k: self.target.protocol[k] for k in keys if k in self.target.protocol}
+        """The plan settings for device_bench (plaid.plan/1), CPUs limited to this process's."""
+        s = self.target.measure.plan(in_schema=True)
         if s.get("cpus"):
             avail = os.sched_getaffinity(0)
             s["cpus"] = [c for c in s["cpus"] if c in avail] or None
