@@ -264,6 +264,7 @@ def main() -> int:
                             "stop_reason": res.stop_reason, "pruned_true_front": pruned_front,
                             "false_prune_rate": pruned_front / len(true_front), "audit": res.audit,
                             "margin": res.margin["delta"], "probes": res.probes,
+                            "violation_share_seen": res.margin["violations"] / max(1, res.margin["comparable_pairs"]),
                             "ms_per_pick": 1000 * secs / max(1, res.trained)})
             for share in (0.95, 0.98, 0.99):
                 row[f"to_{int(share * 100)}"] = curve.first(share)

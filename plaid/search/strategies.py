@@ -67,12 +67,14 @@ class PopStrategy(Strategy):
        candidates (of the stratum in step 1), where ``explore`` rises linearly from 0 at
        a violation share of ``explore_from`` among the trained comparable pairs to 1 at
        ``explore_full`` (the share once ``explore_min_pairs`` pairs are known; 0 before).
-       Real accuracies violate ~9% of pairs: pop is unchanged there; a proxy whose
-       accuracy falls with depth (the embedded default's, ~40-65%) gets mostly uniform
-       picks, which is what random search, the better strategy on such data, does."""
+       Real accuracies violate ~9% of all comparable pairs, 13-22% of the (nearer) pairs a
+       pop run trains (benchmarks/search_efficiency.py's calibrated model): pop is
+       unchanged there; a proxy whose accuracy falls with depth (the embedded default's,
+       40-65%) gets mostly uniform picks, which is what random search, the better strategy
+       on such data, does."""
 
     def __init__(self, bins: int = 8, shortlist: int = 256, cells: int = 20_000_000,
-                 explore_from: float = 0.15, explore_full: float = 0.5, explore_min_pairs: int = 10) -> None:
+                 explore_from: float = 0.25, explore_full: float = 0.55, explore_min_pairs: int = 20) -> None:
         self.bins = bins
         self.shortlist = shortlist
         self.cells = cells
