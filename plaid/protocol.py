@@ -52,7 +52,7 @@ class MeasureProtocol:
     min_seconds: float = _setting(1.0, "number", PLAN, IDENTITY, doc="timed runs last at least this long ...")
     max_seconds: float = _setting(20.0, "number", PLAN, IDENTITY, doc="... and stop after this long")
     delegate: str = _setting("xnnpack", "delegate", PLAN, IDENTITY, doc="xnnpack | none | gpu")
-    # how the host runs a build (plaid.adb.protocol, plaid.adb.runners): not the table's identity
+    # how the host runs a build (plaid.adb.guard, plaid.adb.runners): not the table's identity
     unit_timeout_s: float = _setting(120.0, "number", HOST, above=True,
                                      doc="one unit's run longer than this is a hang")
     cooldown_above_c: float | None = _setting(None, "number?", HOST,

@@ -66,7 +66,7 @@ def load_target(name: str) -> Target:
 
 
 def load_transport(transport: str) -> None:
-    """Make the session of ``transport`` known to plaid.lut.transport (its SESSIONS): the
+    """Make the session of ``transport`` known to plaid.lut.session (its SESSIONS): the
     package that drives a transport registers it when imported, and is imported here, only
     for the targets that use it (plaid.lut never imports the packages built on it)."""
     if transport == "adb":

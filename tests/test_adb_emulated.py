@@ -170,7 +170,7 @@ def test_connection_fingerprint_quoting_and_cleanup(dev, tmp_path, models):
 def test_faults_map_to_one_line_errors(dev, tmp_path):
     from plaid.adb.connection import PythonConnection, connect
     from plaid.errors import PlaidError
-    from plaid.lut.transport import DeviceLost
+    from plaid.lut.session import DeviceLost
 
     conn = connect("python", dev.address)
     big = tmp_path / "big.bin"
@@ -385,7 +385,7 @@ def test_hung_benchmark_is_a_timeout_naming_the_unit(dev, tmp_path, models, tfli
 
 @pytest.fixture
 def adb_server(tmp_path):
-    """A private adb server (its own port) for --adb-transport cli, killed afterwards."""
+    """A private adb server (its own port) for --adb-connection cli, killed afterwards."""
     import socket
     import subprocess
 
@@ -405,12 +405,12 @@ def adb_server(tmp_path):
 @pytest.mark.tflite
 def test_bench_through_the_adb_executable(dev, tmp_path, models, tflite_cache, adb_server):
     env = {**sd845_env(tmp_path, tflite_cache), **adb_server}
-    out = run_plaid("bench", "--target", "sd845", "--adb-serial", dev.address, "--adb-transport", "cli",
+    out = run_plaid("bench", "--target", "sd845", "--adb-serial", dev.address, "--adb-connection", "cli",
                     "--benchmark-binary", str(fake_binary(tmp_path)), "--json", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["build"]["measured_now"] == N_UNITS
     assert device_files(dev) == []
-    listed = run_plaid("devices", "--adb-transport", "cli", "--json", env=env)
+    listed = run_plaid("devices", "--adb-transport", "cli", "--json", env=env)  # the old spelling still works
     assert listed.returncode == 0, listed.stderr
     assert {"serial": dev.address, "state": "device", "model": "Pixel 3", "board": "sdm845"}.items() <= \
         json.loads(listed.stdout)[0].items()

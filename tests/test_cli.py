@@ -142,14 +142,31 @@ def _options(*command: str) -> dict:
 
 
 def test_cli_choices_are_the_registries():
-    from plaid.adb.connection import transport_names
+    from plaid.adb.connection import connection_names
     from plaid.adb.runners import RUNNERS
     from plaid.spaces import space_names
 
-    assert {"python", "cli"} <= set(transport_names()) and {"benchmark_model", "apk"} <= set(RUNNERS)
+    assert {"python", "cli"} <= set(connection_names()) and {"benchmark_model", "apk"} <= set(RUNNERS)
     for command in (["bench"], ["export"], ["devices"]):
-        assert list(_options(*command)["--adb-transport"].choices) == transport_names(), command
+        for flag in ("--adb-connection", "--adb-transport"):  # the new name and the old one
+            assert list(_options(*command)[flag].choices) == connection_names(), (command, flag)
     for command in (["bench"], ["export"]):
         assert list(_options(*command)["--runner"].choices) == RUNNERS.names(), command
     helps = _options("arch", "sample")["--space"].help
     assert all(name in helps for name in space_names())
+
+
+@pytest.mark.parametrize("command", [["bench", "--target", "sd845"], ["export", "df1"], ["devices"]])
+def test_old_adb_transport_spelling_still_works_and_is_hidden(command, capsys):
+    """--adb-transport was the name of --adb-connection: it sets the same option, with a
+    note on stderr, and --help shows only the new name."""
+    from plaid.cli.main import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args([*command, "--adb-connection", "cli"])
+    assert "note" not in capsys.readouterr().err
+    old = parser.parse_args([*command, "--adb-transport", "cli"])
+    assert old.adb_connection == new.adb_connection == "cli"
+    assert "--adb-transport is now called --adb-connection" in capsys.readouterr().err
+    helptext = run_plaid(command[0], "--help").stdout
+    assert "--adb-connection" in helptext and "--adb-transport" not in helptext

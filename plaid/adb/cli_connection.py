@@ -1,4 +1,4 @@
-"""The ``cli`` ADB transport: the ``adb`` executable (Android platform-tools or Debian's
+"""The ``cli`` ADB connection: the ``adb`` executable (Android platform-tools or Debian's
 ``adb`` package) through subprocess with argument lists. It goes through the running adb
 server, so it works while that server holds the USB device."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plaid.adb.connection import CONNECTIONS, DEFAULT_TIMEOUT_S, Connection, auth_timeout, tcp_address
 from plaid.errors import PlaidError, UsageError
-from plaid.lut.transport import DeviceLost
+from plaid.lut.session import DeviceLost
 
 _LOST = ("not found", "offline", "no devices", "closed", "device still connecting", "connection reset",
          "protocol fault", "broken pipe")
@@ -25,8 +25,8 @@ class CliConnection(Connection):
         super().__init__(serial)
         self.adb = adb or shutil.which("adb")
         if not self.adb:
-            raise UsageError("--adb-transport cli needs the adb executable on PATH (Android platform-tools, or "
-                             "apt-get install adb); or use --adb-transport python")
+            raise UsageError("--adb-connection cli needs the adb executable on PATH (Android platform-tools, or "
+                             "apt-get install adb); or use --adb-connection python")
         if tcp_address(serial):
             out = self._run(["connect", serial], DEFAULT_TIMEOUT_S, "adb connect", check=False, serial=False)
             if "cannot connect" in out or "refused" in out.lower():
@@ -88,7 +88,7 @@ def _state_error(serial: str, state: str) -> PlaidError:
                           "(toggle USB debugging)")
     if "not found" in low or "no devices" in low:
         return UsageError(f"adb does not know device {serial!r}; `adb devices -l` (or `plaid devices "
-                          "--adb-transport cli`) lists the attached ones")
+                          "--adb-connection cli`) lists the attached ones")
     return PlaidError(f"device {serial} is not ready: {_last(state)}")
 
 
@@ -96,7 +96,7 @@ def adb_devices() -> list[dict]:
     """`adb devices -l` as rows {serial, state, model, board, detail}."""
     adb = shutil.which("adb")
     if not adb:
-        raise UsageError("--adb-transport cli needs the adb executable on PATH (Android platform-tools, or "
+        raise UsageError("--adb-connection cli needs the adb executable on PATH (Android platform-tools, or "
                          "apt-get install adb)")
     try:
         proc = subprocess.run([adb, "devices", "-l"], capture_output=True, text=True, timeout=DEFAULT_TIMEOUT_S)

@@ -1,6 +1,6 @@
 """A connection to one Android device: shell, push, pull, with a timeout on every call.
 
-Two implementations, registered by name (``--adb-transport``): ``python`` speaks the ADB
+Two kinds, registered by name (``--adb-connection``): ``python`` speaks the ADB
 protocol itself with adb-shell (TCP for ``HOST:PORT`` serials, USB through libusb
 otherwise); ``cli`` goes through the ``adb`` executable (plaid.adb.cli_connection), which
 shares the device with a running adb server. Failures become one-line errors; a
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from plaid.adb.shell import sh, short, split_rc, with_rc
 from plaid.errors import PlaidError, UsageError
-from plaid.lut.transport import DeviceLost
+from plaid.lut.session import DeviceLost
 from plaid.registry import Registry
 
-CONNECTIONS: Registry[type] = Registry("ADB transport")
+CONNECTIONS: Registry[type] = Registry("ADB connection")
 DEFAULT_TIMEOUT_S = 30.0
 _TCP = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
@@ -92,18 +92,18 @@ def auth_timeout() -> float:
         raise UsageError(f"PLAID_ADB_AUTH_TIMEOUT must be a number of seconds, got {raw!r}") from None
 
 
-def transport_names() -> list[str]:
-    """The registered ADB transports (``--adb-transport``), ``cli`` included."""
+def connection_names() -> list[str]:
+    """The registered kinds of ADB connection (``--adb-connection``), ``cli`` included."""
     import plaid.adb.cli_connection  # noqa: F401 - registers "cli"
 
     return CONNECTIONS.names()
 
 
-def connect(transport: str, serial: str, **kw) -> Connection:
-    """Open a connection with the named transport (``python`` or ``cli``)."""
-    if transport == "cli":
+def connect(kind: str, serial: str, **kw) -> Connection:
+    """Open a connection of the named kind (``python`` or ``cli``)."""
+    if kind == "cli":
         import plaid.adb.cli_connection  # noqa: F401 - registers "cli"
-    return CONNECTIONS.get(transport)(serial, **kw)
+    return CONNECTIONS.get(kind)(serial, **kw)
 
 
 def _adb_shell_errors():
@@ -253,13 +253,13 @@ def usb_error(exc: BaseException, serial: str) -> PlaidError:
     if "libusb" in text.lower() and ("find" in text.lower() or "load" in text.lower()) or \
             "install this package via" in text:
         return PlaidError("USB needs the system libusb-1.0, which is missing (apt-get install libusb-1.0-0); "
-                          "or use --adb-transport cli (the adb executable), or a network serial HOST:PORT")
+                          "or use --adb-connection cli (the adb executable), or a network serial HOST:PORT")
     if "BUSY" in text.upper():
         return PlaidError(f"device {serial} is held by a running adb server; stop it with `adb kill-server`, "
-                          "or keep it and pass --adb-transport cli to go through it")
+                          "or keep it and pass --adb-connection cli to go through it")
     if "ACCESS" in text.upper():
         return PlaidError(f"no permission to open USB device {serial}: add a udev rule for it (or run as root), "
-                          "or use --adb-transport cli")
+                          "or use --adb-connection cli")
     if "UsbDeviceNotFound" in text or "No device available" in text:
         attached = ", ".join(d["serial"] for d in list_usb_safe()) or "none"
         return UsageError(f"no USB device with serial {serial!r} (attached: {attached}); see `plaid devices`")

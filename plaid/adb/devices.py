@@ -7,11 +7,11 @@ from plaid.adb.device import parse_getprop
 from plaid.errors import PlaidError
 
 
-def probe(serial: str, transport: str = "python", auth_timeout_s: float = 5.0) -> dict:
+def probe(serial: str, connection: str = "python", auth_timeout_s: float = 5.0) -> dict:
     """Connect once and read model and board; the state says why that failed."""
     row = {"serial": serial, "state": "device", "model": "", "board": "", "detail": ""}
     try:
-        conn = connect(transport, serial, auth_timeout_s=auth_timeout_s)
+        conn = connect(connection, serial, auth_timeout_s=auth_timeout_s)
     except PlaidError as exc:
         text = str(exc)
         row["state"] = next((s for s, words in _STATES if any(w in text for w in words)), "error")
@@ -33,12 +33,12 @@ _STATES = [("unauthorized", ("unauthorized",)), ("held by adb server", ("adb ser
            ("unreachable", ("refused", "cannot reach")), ("unknown serial", ("no USB device", "does not know"))]
 
 
-def list_devices(transport: str = "python", serial: str | None = None) -> list[dict]:
+def list_devices(connection: str = "python", serial: str | None = None) -> list[dict]:
     """One row per phone: the given serial only, else every attached one (USB through
     libusb for ``python``; what ``adb devices -l`` lists for ``cli``)."""
     if serial:
-        return [probe(serial, transport)]
-    if transport == "cli":
+        return [probe(serial, connection)]
+    if connection == "cli":
         from plaid.adb.cli_connection import adb_devices
 
         rows = adb_devices()

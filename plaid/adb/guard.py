@@ -1,6 +1,6 @@
-"""The measurement protocol on a phone, around any runner: temperatures before and after
-each unit, a cool-down wait when the CPU is hot, and a *sentinel* unit re-measured every
-N units to catch throttling or a changed CPU speed.
+"""The guard that keeps the measurement protocol honest on a phone, around any runner:
+temperatures before and after each unit, a cool-down wait when the CPU is hot, and a
+*sentinel* unit re-measured every N units to catch throttling or a changed CPU speed.
 
 Its settings are host-side keys of a target's ``[protocol]`` (plaid.protocol declares them,
 configs/targets/sd845.toml documents them): ``cooldown_above_c`` (wait before a unit when
@@ -25,7 +25,7 @@ from plaid.protocol import MeasureProtocol
 RESULT_KEYS = ("key", "status", "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "runs", "error")
 
 
-class Protocol:
+class Guard:
     """Runs ``models`` through ``runner`` under the protocol; every result goes to ``emit``
     as ``{"event": "result", ..., "info": {...}}`` the moment it exists."""
 

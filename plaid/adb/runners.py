@@ -27,7 +27,7 @@ from plaid.adb.connection import Connection
 from plaid.adb.shell import sh
 from plaid.errors import PlaidError, UsageError
 from plaid.fsio import file_digest
-from plaid.lut.transport import DeviceLost
+from plaid.lut.session import DeviceLost
 from plaid.procs import scratch_dir
 from plaid.protocol import PLAN, MeasureProtocol
 from plaid.registry import Registry

@@ -1,8 +1,8 @@
-"""The ``adb`` transport of plaid.lut.transport: one phone for the length of a command.
+"""The session of the ``adb`` transport (plaid.lut.session): one phone for the length of a command.
 
-Opening it connects (``--adb-transport python|cli``), reads the device's fingerprint and
+Opening it connects (``--adb-connection python|cli``), reads the device's fingerprint and
 prepares the runner (``--runner benchmark_model|apk``); ``measure`` runs models under the
-protocol (plaid.adb.protocol); ``close`` removes what was pushed, even after an error.
+guard (plaid.adb.guard); ``close`` removes what was pushed, even after an error.
 """
 
 from __future__ import annotations
@@ -11,24 +11,24 @@ from pathlib import Path
 
 from plaid.adb.connection import connect
 from plaid.adb.device import DeviceInfo
-from plaid.adb.protocol import Protocol
+from plaid.adb.guard import Guard
 from plaid.adb.runners import RUNNERS
 from plaid.errors import UsageError
-from plaid.lut.transport import SESSIONS, Session, needs_device_message
+from plaid.lut.session import SESSIONS, Session, needs_device_message
 
 
 @SESSIONS.register("adb")
 class AdbSession(Session):
     transport = "adb"
 
-    def __init__(self, target, serial: str | None = None, adb_transport: str = "python",
+    def __init__(self, target, serial: str | None = None, connection: str = "python",
                  runner: str = "benchmark_model", benchmark_binary: Path | None = None, apk: Path | None = None,
                  workdir: str | None = None) -> None:
         if not serial:
             raise UsageError(needs_device_message(target))
         self.target = target
         runner_cls = RUNNERS.get(runner)
-        self.conn = connect(adb_transport, serial)
+        self.conn = connect(connection, serial)
         try:
             self.device = DeviceInfo.read(self.conn)
             self.runner = runner_cls(self.conn, target.measure.plan(),
@@ -48,7 +48,7 @@ class AdbSession(Session):
                 "runtime_version": self.runner.version()}
 
     def measure(self, models, on_event, progress) -> None:
-        Protocol(self.runner, self.device.temperatures, self.target.measure, on_event, progress).run(models)
+        Guard(self.runner, self.device.temperatures, self.target.measure, on_event, progress).run(models)
 
     def close(self) -> None:
         try:

@@ -17,7 +17,7 @@ def list_usb() -> list[dict]:
         ctx.open()
     except (ImportError, OSError) as exc:
         raise PlaidError(f"cannot list USB devices: the system libusb-1.0 is missing ({type(exc).__name__}); "
-                         "install it (apt-get install libusb-1.0-0) or use --adb-transport cli") from None
+                         "install it (apt-get install libusb-1.0-0) or use --adb-connection cli") from None
     out = []
     try:
         for dev in ctx.getDeviceIterator(skip_on_error=True):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
-_NAMES = ("adb_serial", "adb_transport", "runner", "benchmark_binary", "apk")
+_NAMES = ("adb_serial", "adb_connection", "runner", "benchmark_binary", "apk")
+OLD_CONNECTION_FLAG = "--adb-transport"  # the earlier name of --adb-connection: still accepted, hidden
 
 
 def adb_serial(text: str) -> str:
@@ -21,15 +23,32 @@ def adb_serial(text: str) -> str:
     return text
 
 
+class _OldSpelling(argparse.Action):
+    """The old spelling of an option: sets the same value, hidden from --help, with a note."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"plaid: note: {option_string} is now called --{self.dest.replace('_', '-')} "
+              "(the old name still works)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_connection_argument(p, help: str, default: str | None = None) -> None:
+    """``--adb-connection python|cli``, and its old spelling ``--adb-transport`` (hidden)."""
+    from plaid.adb.connection import connection_names
+
+    p.add_argument("--adb-connection", choices=connection_names(), default=default, help=help)
+    p.add_argument(OLD_CONNECTION_FLAG, dest="adb_connection", choices=connection_names(), action=_OldSpelling,
+                   default=default, help=argparse.SUPPRESS)
+
+
 def add_adb_arguments(p) -> None:
-    from plaid.adb.connection import transport_names
     from plaid.adb.runners import RUNNERS
 
     adb = p.add_argument_group("phones over ADB (targets with transport adb, e.g. sd845)")
     adb.add_argument("--adb-serial", type=adb_serial, metavar="SERIAL|HOST:PORT",
                      help="the phone: USB serial or network address")
-    adb.add_argument("--adb-transport", choices=transport_names(),
-                     help="python: adb-shell, no adb server needed (default); cli: the adb executable")
+    add_connection_argument(adb, "how plaid talks to the phone: python: adb-shell, no adb server needed "
+                                 "(default); cli: the adb executable")
     adb.add_argument("--runner", choices=RUNNERS.names(),
                      help="benchmark_model: TFLite's native tool (default); apk: the plaid benchmark app")
     adb.add_argument("--benchmark-binary", type=Path, metavar="PATH",
@@ -39,7 +58,7 @@ def add_adb_arguments(p) -> None:
 
 
 def session_options(args, target) -> dict:
-    """Connection options for the target's transport; ADB flags on a local target are a mistake."""
+    """Session options for the target's transport; ADB flags on a local target are a mistake."""
     from plaid.errors import UsageError
 
     given = [f"--{k.replace('_', '-')}" for k in _NAMES if getattr(args, k) is not None]
@@ -56,5 +75,5 @@ def session_options(args, target) -> dict:
         if path is not None and not path.is_file():  # local files first, before reaching for the phone
             raise UsageError(f"{flag} {path}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
     runner = args.runner or ("apk" if args.apk is not None else "benchmark_model")
-    return {"serial": args.adb_serial, "adb_transport": args.adb_transport or "python", "runner": runner,
+    return {"serial": args.adb_serial, "connection": args.adb_connection or "python", "runner": runner,
             "benchmark_binary": args.benchmark_binary, "apk": args.apk}

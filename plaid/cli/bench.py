@@ -20,7 +20,7 @@ examples:
                                                  measure on a USB phone with TFLite's benchmark_model
   plaid bench --target sd845 --adb-serial 192.168.1.20:5555
                                                  over the network, benchmark_model already in /data/local/tmp
-  plaid bench --target sd845 --adb-serial 8ABX0Y1Z --adb-transport cli --runner apk --apk plaid-bench.apk
+  plaid bench --target sd845 --adb-serial 8ABX0Y1Z --adb-connection cli --runner apk --apk plaid-bench.apk
                                                  through the adb executable, timed by the plaid app
 
 An interrupted build (Ctrl-C, kill -9, a phone unplugged) resumes where it stopped: every
@@ -78,7 +78,7 @@ def cmd_bench(args) -> int:
     if args.dry_run and target.transport == "adb" and not args.adb_serial:
         return _dry_run(args, target, space, res, units, report, known=False)
 
-    from plaid.lut.transport import open_session
+    from plaid.lut.session import open_session
 
     with open_session(target, options) as session:
         report.update(session.describe())

@@ -100,7 +100,7 @@ def cmd_export(args) -> int:
     target = load_target(args.target)
     options = session_options(args, target)
     if options.get("serial"):
-        from plaid.lut.transport import open_session
+        from plaid.lut.session import open_session
 
         with open_session(target, options):
             result = run_export(req, log=log)

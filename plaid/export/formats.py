@@ -1,7 +1,7 @@
 """The export formats, registered by name (``plaid export --list``), and what they share.
 
 An exporter writes its files into the bundle's staging folder and returns an
-:class:`Artifact` (files, input/output description, notes); ``runner`` returns a function
+:class:`Artifact` (files, input/output description, notes); ``load`` returns a function
 that runs the artifact in its real runtime for the parity check, or None where that runtime
 does not exist on this machine (TensorRT off a Jetson). The ONNX file and the onnx2tf
 conversion are made once per export and shared by every format that needs them."""
@@ -95,7 +95,7 @@ class Exporter(ABC):
     def export(self, ctx: ExportContext) -> Artifact:
         """Write this format's files into ``ctx.stage``."""
 
-    def runner(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray] | None:
+    def load(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray] | None:
         """NCHW float batch -> outputs in PyTorch's layout, in the real runtime; None if absent."""
         return None
 

@@ -47,6 +47,6 @@ class ONNX(Exporter):
         out["layout"] = "NCHW" if len(out["shape"]) == 4 else "NC"
         return Artifact(self.name, ["model.onnx"], inp, out)
 
-    def runner(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray]:
+    def load(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray]:
         path = ctx.stage / artifact.files[0]
         return lambda x: run_onnx(path, x, ctx.threads)

@@ -95,7 +95,7 @@ def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None
     """Latency of a TFLite artifact on the target, with the target's measurement protocol,
     when the target is reachable: the host, or a phone whose session is open (--adb-serial)."""
     from plaid.lut.bench import measure_models
-    from plaid.lut.transport import has_session, session_for
+    from plaid.lut.session import has_session, session_for
 
     if not art.files[0].endswith(".tflite") or not has_session(target):
         return None
@@ -149,7 +149,7 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                 t0 = time.perf_counter()
                 art = exporter.export(ctx)
                 log(f"{name}: wrote {', '.join(art.files)} ({time.perf_counter() - t0:.1f} s); checking parity")
-                run = exporter.runner(art, ctx)
+                run = exporter.load(art, ctx)
                 figures = check(run, data.parity, reference, resolved.task, exporter.thresholds) if run else None
                 passed &= bool(figures is None or figures["passed"])
                 latency = _latency(art, ctx, target, log) if req.measure and (figures is None or figures["passed"]) \

@@ -75,7 +75,7 @@ class _TensorRT(Exporter):
                              "parity_reference.npy")
         return art
 
-    def runner(self, artifact: Artifact, ctx: ExportContext):
+    def load(self, artifact: Artifact, ctx: ExportContext):
         """Parity here is that of the ONNX file the engine is built from (onnxruntime); the
         engine's own figures come from build_engine.py on the device."""
         from plaid.export.onnx_format import run_onnx

@@ -52,7 +52,7 @@ class _TFLite(Exporter):
         out["layout"] = "NHWC" if len(o["shape"]) == 4 else "NC"
         return Artifact(self.name, [name], inp, out, extra={"ops": sorted(set(ops)), "op_count": len(ops)})
 
-    def runner(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray]:
+    def load(self, artifact: Artifact, ctx: ExportContext) -> Callable[[np.ndarray], np.ndarray]:
         path = ctx.stage / artifact.files[0]
 
         def run(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from plaid.errors import PlaidError
 from plaid.lut.latency import Latency
 from plaid.lut.store import LatencyTable, TableMeta
-from plaid.lut.transport import DeviceLost
+from plaid.lut.session import DeviceLost
 from plaid.lut.units import UNIT_VERSION, Unit, space_units
 from plaid.progress import Progress, no_progress
 
@@ -24,8 +24,8 @@ def lut_dir() -> Path:
 
 def target_meta(target, space_name: str = "") -> TableMeta:
     """The table identity for a target: the device and runtime from its open session
-    (plaid.lut.transport), the protocol settings that define a measurement (plaid.protocol)."""
-    from plaid.lut.transport import session_for
+    (plaid.lut.session), the protocol settings that define a measurement (plaid.protocol)."""
+    from plaid.lut.session import session_for
 
     runtime_version, fingerprint = session_for(target).identity()
     settings = target.measure.identity()
@@ -42,7 +42,7 @@ def _converter_version() -> str:
 
 
 def open_table(target, space_name: str, path: Path | None, create: bool) -> LatencyTable:
-    from plaid.lut.transport import has_session
+    from plaid.lut.session import has_session
 
     if path is None and target.transport != "local" and not has_session(target):
         # no device connected (plaid search / lut show): use the table measured earlier
@@ -103,7 +103,7 @@ def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[d
                    progress: Progress = no_progress) -> None:
     """Time models on the target's open session; ``on_event`` gets every event (results,
     re-measurements, warnings). Progress counts distinct models with a result."""
-    from plaid.lut.transport import session_for
+    from plaid.lut.session import session_for
 
     seen: set[str] = set()
 

@@ -1,5 +1,5 @@
-"""Where a benchmark plan runs. A *session* is one connection to a target for the length
-of a command: it names the device (fingerprint and runtime version, which make up the
+"""Where a benchmark plan runs. A *session* is one target held open over its transport for
+the length of a command: it names the device (fingerprint and runtime version, which make up the
 latency table's identity) and times models there, reporting each result as an event the
 moment it exists so the caller can commit it.
 
@@ -37,7 +37,7 @@ class DeviceLost(PlaidError):
 
 
 class Session(ABC):
-    """One target connection. Subclasses implement identity and measure."""
+    """One target, open for a command. Subclasses implement identity and measure."""
 
     transport = ""
 
