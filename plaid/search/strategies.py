@@ -74,7 +74,7 @@ class PopStrategy(Strategy):
        on such data, does."""
 
     def __init__(self, bins: int = 8, shortlist: int = 256, cells: int = 20_000_000,
-                 explore_from: float = 0.25, explore_full: float = 0.55, explore_min_pairs: int = 20) -> None:
+                 explore_from: float = 0.3, explore_full: float = 0.6, explore_min_pairs: int = 30) -> None:
         self.bins = bins
         self.shortlist = shortlist
         self.cells = cells
