@@ -68,8 +68,9 @@ class PopStrategy(Strategy):
        a violation share of ``explore_from`` among the trained comparable pairs to 1 at
        ``explore_full`` (the share once ``explore_min_pairs`` pairs are known; 0 before).
        Real accuracies violate ~9% of all comparable pairs, 13-22% of the (nearer) pairs a
-       pop run trains (benchmarks/search_efficiency.py's calibrated model): pop is
-       unchanged there; a proxy whose accuracy falls with depth (the embedded default's,
+       pop run trains (one seed of benchmarks/search_efficiency.py's calibrated model): pop
+       is mostly unchanged there, though early, when few pairs are known, some seeds do
+       cross the threshold (see benchmarks/README.md); a proxy whose accuracy falls with depth (the embedded default's,
        40-65%) gets mostly uniform picks, which is what random search, the better strategy
        on such data, does."""
 
