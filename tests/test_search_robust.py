@@ -214,8 +214,9 @@ def test_pop_explores_when_the_order_does_not_hold():
     for seed in range(6):
         acc = _depth_hurts(seed)
         front = {space.key(a) for a in true_front(space, acc)}
-        for name, strat in (("adaptive", PopStrategy()), ("greedy", PopStrategy(explore_from=2.0, explore_full=3.0))):
-            res = search(space, latency, acc, budget=30, seed=seed, strategy=strat)
+        adaptive = PopStrategy(explore_from=0.3, explore_full=0.6, explore_min_pairs=200)
+        for name, strat in (("adaptive", adaptive), ("greedy", PopStrategy())):  # greedy: the default
+            res = search(space, latency, acc, budget=60, seed=seed, strategy=strat)
             found[name].append(len(front & {e.key for e in res.evaluated}))
             if name == "adaptive":  # the run saw the order fail: its picks were uniform
                 assert res.margin["violations"] > 0.5 * res.margin["comparable_pairs"] >= 5, res.margin
@@ -227,11 +228,20 @@ def test_pop_does_not_explore_while_the_order_holds():
     from plaid.search.strategies import PopStrategy
 
     class M:
-        pairs, violations = 100, 25  # real data: ~9% of all pairs, 13-22% of those a pop run trains
+        pairs, violations = 1000, 250  # real data: ~9% of all pairs, 13-22% of those a pop run trains
     state = type("S", (), {"pruner": type("P", (), {"margin": M})()})()
-    strat = PopStrategy()
+    strat = PopStrategy(explore_from=0.3, explore_full=0.6, explore_min_pairs=200)
     assert strat.explore(state) == 0.0
-    M.violations = 65
+    M.violations = 650
     assert strat.explore(state) == 1.0
-    M.violations, M.pairs = 25, 25  # too few pairs to judge
+    M.violations, M.pairs = 150, 150  # too few pairs to judge
     assert strat.explore(state) == 0.0
+
+
+def test_pop_does_not_explore_by_default():
+    from plaid.search.strategies import PopStrategy
+
+    class M:
+        pairs, violations = 1000, 990
+    state = type("S", (), {"pruner": type("P", (), {"margin": M})()})()
+    assert PopStrategy().explore(state) == 0.0  # off: on the calibrated model it cost trainings
