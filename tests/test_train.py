@@ -80,7 +80,8 @@ def test_digits_affine_is_one_fixed_harder_dataset():
         share = np.bincount(split.y, minlength=10) / len(split)
         assert share.min() > 0.06 and share.max() < 0.14
     again = load_dataset("digits-affine", 16, seed=7)  # the run seed does not change the dataset
-    assert np.array_equal(again.train.x, d.train.x) and np.array_equal(again.val.y, d.val.y)
+    # same images up to float rounding (torch kernels may run on another thread count)
+    assert np.allclose(again.train.x, d.train.x, atol=1e-4) and np.array_equal(again.val.y, d.val.y)
     plain = load_dataset("digits", 16, seed=0)
     assert 0.8 * plain.mean[0] < d.mean[0] < 1.5 * plain.mean[0]  # still digits on black, in [0, 1] before normalising
     # each image has its own map: no two train images of the first 200 are equal
