@@ -10,7 +10,34 @@ Each round is one of: a *repeat* (a trained net, a boundary member first, traine
 with seed offset k = 1, 2, ...; ``repeats`` of them, one after every budget/(repeats + 1)
 trainings), a *probe* (a candidate that vouches for or contradicts a large pending prune),
 an *audit* (a pruned candidate, uniformly, ``audit`` share of the trainings) or the
-strategy's pick. Every one of them counts against the budget."""
+strategy's pick. Every one of them counts against the budget.
+
+**k trainings in flight** (``batch`` = k; :mod:`plaid.search.workers` runs them). The
+engine keeps k trainings submitted: each time a result comes back it is applied (D, B(D),
+P), then the engine picks until k are in flight again, one pick at a time, each seeing the
+others as *pending*. A pending net is never picked twice (it is not open), counts as
+covering its latency stratum, and is treated as **hypothetically dominated**: the open
+nets it would prune if it came back dominated by the boundary (c ≼ p with Lat(c) ≥ the
+latency of the best trained net no slower than p, :meth:`SearchState.pending_cover`) are
+neither picked (while anything else is open) nor counted in another pick's prune gain.
+
+Why that rule rather than "hypothetically on the boundary": POP's gain of a pick is the
+set of nets its domination would prune, and k picks made at once should maximise what
+they prune *together*: the greedy rule for a union of sets (maximum coverage) counts only
+what the earlier choices do not already cover, and that is exactly the dominated
+hypothesis. It is also the safe side of a wrong guess: if p comes back on the boundary,
+the nets set aside are open again at the next pick and nothing was pruned on a result
+that did not exist; under the other rule, picks would be aimed at a boundary point that
+may never exist, and nets under it would look prunable by a net nobody trained. Probes
+skip a held prune whose candidates are already in flight, audits draw from the pruned
+nets not in flight, and repeats count the ones in flight; each is issued one at a time.
+
+Results may come back in any order. The picks depend only on the order results arrived
+in, so the journal, which records each training as it finishes (with its submission
+number, worker and seconds), replays a run exactly: a resume re-derives the same picks at
+the same places, takes their results from the journal in finishing order, and trains the
+ones that were in flight when the run stopped. With k = 1 everything is as it was: one
+training at a time, in the order picked."""
 
 from __future__ import annotations
 
@@ -25,7 +52,11 @@ from plaid.errors import UsageError
 from plaid.search.front import pareto_front
 from plaid.search.order import OrderIndex
 from plaid.search.pruning import Margin, Pruner, SeedNoise, wilson
+from plaid.search.state import SearchState, Sampler, enumerate_window
 from plaid.search.strategies import STRATEGIES, Strategy
+from plaid.search.workers import InlineTrainer
+
+__all__ = ["Evaluated", "SearchResult", "SearchState", "Sampler", "enumerate_window", "search"]
 
 MAX_ENUMERATE = 1_000_000  # finite spaces up to this size are searched whole
 DEFAULT_SAMPLE = 4096  # reference sample of a space too large to enumerate
@@ -40,13 +71,30 @@ class Evaluated:
     accuracy: float
     role: str = "search"  # search | probe | audit | repeat
     seed: int = 0  # seed offset of the training (> 0 only for a repeat)
+    worker: str = ""  # who trained it: "main" (in process), "w1".."wN" (worker processes); "": not recorded
+    seconds: float | None = None  # its wall time
 
     def to_json(self) -> dict:
         d = {"index": self.index, "arch": self.key, "latency": self.latency, "accuracy": self.accuracy,
              "role": self.role}
         if self.seed:
             d["seed"] = self.seed
+        if self.worker:
+            d["worker"] = self.worker
+        if self.seconds is not None:
+            d["seconds"] = self.seconds
         return d
+
+
+@dataclass
+class _Pending:
+    i: int  # candidate index
+    key: str
+    role: str
+    seed: int
+    sub: int  # submission number (the trainer's ticket)
+    generator: int  # an audit's: the generator that had pruned it (-1: none)
+    recorded: bool  # its result is in the journal already
 
 
 @dataclass
@@ -81,116 +129,12 @@ class SearchResult:
         }
 
 
-class SearchState:
-    """What strategies see: candidates, their latencies, masks, the boundary."""
-
-    def __init__(self, space: Any, pruner: Pruner) -> None:
-        self.space = space
-        self.pruner = pruner
-        self.order = pruner.order
-        self._keys: dict[int, str] = {}
-
-    @property
-    def candidates(self) -> list:
-        return self.order.candidates
-
-    @property
-    def latencies(self) -> np.ndarray:
-        return self.pruner.lat
-
-    @property
-    def accuracy(self) -> np.ndarray:
-        return self.pruner.acc
-
-    @property
-    def trained_mask(self) -> np.ndarray:
-        return self.pruner.trained
-
-    @property
-    def pruned_mask(self) -> np.ndarray:
-        return self.pruner.pruned_mask
-
-    @property
-    def open_mask(self) -> np.ndarray:
-        return ~(self.pruner.trained | self.pruner.pruned_mask)
-
-    def key(self, i: int) -> str:
-        k = self._keys.get(i)
-        if k is None:
-            k = self._keys[i] = self.space.key(self.order.candidates[i])
-        return k
-
-    def front_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boundary of the trained set: (indices, latencies, accuracies), by latency."""
-        idx = np.flatnonzero(self.pruner.trained)
-        if not len(idx):
-            return idx, np.zeros(0), np.zeros(0)
-        lat, acc = self.pruner.lat[idx], self.pruner.acc[idx]
-        order = np.lexsort((-acc, lat))
-        best = np.maximum.accumulate(acc[order])
-        keep = np.ones(len(order), dtype=bool)
-        keep[1:] = acc[order][1:] > best[:-1]
-        sel = order[keep]
-        return idx[sel], lat[sel], acc[sel]
-
-    def front_points(self) -> list[tuple[float, float]]:
-        _, lat, acc = self.front_arrays()
-        return list(zip(lat.tolist(), acc.tolist()))
-
-
-def _window_bounds(window):
-    return window if window else (float("-inf"), float("inf"))
-
-
-def enumerate_window(space: Any, latency: Callable, window, cap: int) -> tuple[list, np.ndarray] | None:
-    """The whole window of a finite space, or None when it has more than ``cap`` members
-    (or no ``enumerate``)."""
-    enumerate_ = getattr(space, "enumerate", None)
-    if enumerate_ is None:
-        return None
-    try:
-        archs = []
-        for a in enumerate_():
-            archs.append(a)
-            if len(archs) > cap:
-                return None
-    except NotImplementedError:
-        return None
-    lo, hi = _window_bounds(window)
-    lats = np.array([latency(a) for a in archs], dtype=float)
-    keep = (lats >= lo) & (lats <= hi)
-    return [a for a, k in zip(archs, keep) if k], lats[keep]
-
-
-class Sampler:
-    """Bounded rejection sampling from the window of a space too large to enumerate."""
-
-    def __init__(self, space: Any, latency: Callable, window, rng: random.Random) -> None:
-        self.space, self.latency, self.rng = space, latency, rng
-        self.lo, self.hi = _window_bounds(window)
-        self.seen: set = set()
-
-    def draw(self, n: int, attempts: int) -> tuple[list, np.ndarray]:
-        archs, lats = [], []
-        for _ in range(attempts):
-            a = self.space.sample(self.rng)
-            if a in self.seen:
-                continue
-            self.seen.add(a)
-            lat = float(self.latency(a))
-            if self.lo <= lat <= self.hi:
-                archs.append(a)
-                lats.append(lat)
-                if len(archs) == n:
-                    break
-        return archs, np.array(lats, dtype=float)
-
-
 def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any], float], budget: int,
            strategy: str | Strategy = "pop", seed: int = 0, window: tuple[float, float] | None = None,
            journal: Any = None, batch: int = 1, pool: int | None = None, margin: float | None = None,
            audit: float = 0.05, probe_min: int = 64, relax: bool = True, repeats: int = 0,
-           on_result: Callable[[Evaluated, "SearchState"], None] | None = None) -> SearchResult:
+           on_result: Callable[[Evaluated, "SearchState"], None] | None = None,
+           trainer: Any = None) -> SearchResult:
     """Run POP on ``space`` with at most ``budget`` trainings (calls to ``accuracy``).
 
     ``space`` needs ``sample(rng)``, ``le(a, b)``, ``key(a)`` and, for finite spaces,
@@ -203,8 +147,12 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     ``repeats``: train that many distinct trained nets again, with seed offsets 1, 2, ...
     (``accuracy(arch, seed=k)``), to measure the seed noise σ that floors a learnt δ; a
     repeated net counts at its mean accuracy (plaid.search.pruning, 5).
+    ``batch``: trainings in flight at once (k; the module docstring says how picks are made
+    while others are pending). ``trainer`` runs them (``submit(ticket, arch, seed, key)`` and
+    ``next() -> Done``, e.g. a :class:`plaid.search.workers.WorkerPool`); default:
+    ``accuracy`` in this process, oldest first.
     ``journal`` (plaid.search.journal.Journal) records each training as it finishes and
-    replays recorded ones on resume."""
+    replays recorded ones on resume (with the same ``batch``)."""
     if budget < 1:
         raise UsageError(f"budget must be at least 1 training, got {budget}")
     if batch < 1:
@@ -223,6 +171,7 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     if window is not None and window[0] > window[1]:
         raise UsageError(f"latency window {window[0]}:{window[1]} is empty (min > max)")
     strat = STRATEGIES.get(strategy)() if isinstance(strategy, str) else strategy
+    trainer = trainer if trainer is not None else InlineTrainer(accuracy)
     rng = random.Random(seed)
     whole = enumerate_window(space, latency, window, min(pool or MAX_ENUMERATE, MAX_ENUMERATE))
     sampler = None
@@ -249,31 +198,54 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
     noise = SeedNoise()
     repeated: dict[str, int] = {}  # key -> candidate index, of the nets trained again
     trained_at: dict[str, int] = {}  # key -> candidate index, of every trained net
-    # a journaled step that trains a net already trained was a repeat: a resume (with any budget) replays it
-    journaled = {idx: key for idx, key, *_ in journal.entries()} if journal is not None and repeats else {}
+    pending: dict[int, _Pending] = {}  # submission number -> the training in flight
+    submitted = 0
 
-    def train(i: int, role: str) -> None:
+    def in_flight(role: str) -> list[_Pending]:
+        return [p for p in pending.values() if p.role == role]
+
+    def start(i: int, role: str) -> None:
+        nonlocal submitted
         key = state.key(i)
-        seed_k = len(repeated) + 1 if role == "repeat" else 0
-        recorded = journal.replay(len(evaluated), key) if journal is not None else None
-        if recorded is not None:
-            acc = recorded
-        elif seed_k:
-            acc = float(accuracy(order.candidates[i], seed=seed_k))
+        seed_k = len(repeated) + len(in_flight("repeat")) + 1 if role == "repeat" else 0
+        row = journal.submitted(submitted) if journal is not None else None
+        if row is not None and row.key != key:
+            raise journal.diverged(row.idx, row.key, key)
+        generator = int(pruner.pruned_by[i]) if role == "audit" else -1
+        pending[submitted] = _Pending(i, key, role, seed_k, submitted, generator, row is not None)
+        state.add_pending(i)
+        if row is None:
+            trainer.submit(submitted, order.candidates[i], seed_k, key)
+        submitted += 1
+
+    def finish() -> None:
+        """Take the next result (the journal's while it has one) and apply it."""
+        n = len(evaluated)
+        row = journal.row(n) if journal is not None else None
+        if row is not None:
+            p = pending.get(row.sub)
+            if p is None or not p.recorded:
+                raise journal.diverged(n, row.key, " or ".join(sorted(q.key for q in pending.values())) or "nothing")
+            acc, worker, secs = row.accuracy, row.worker or "", row.seconds
         else:
-            acc = float(accuracy(order.candidates[i]))
-        ev = Evaluated(len(evaluated), key, order.candidates[i], float(pruner.lat[i]), acc, role, seed_k)
-        if journal is not None and recorded is None:
-            journal.record(ev)
+            done = trainer.next()
+            p = pending[done.ticket]
+            acc, worker, secs = float(done.accuracy), done.worker, round(float(done.seconds), 3)
+        del pending[p.sub]
+        state.drop_pending(p.i)
+        i, key, role = p.i, p.key, p.role
+        ev = Evaluated(n, key, order.candidates[i], float(pruner.lat[i]), acc, role, p.seed, worker, secs)
+        if journal is not None and row is None:
+            journal.record(ev, p.sub)
         if role == "repeat":
             if key not in noise.runs:
                 noise.add(key, 0, float(pruner.acc[i]))
-            noise.add(key, seed_k, acc)
+            noise.add(key, p.seed, acc)
             repeated[key] = i
             pruner.revise(i, noise.mean(key))
             pruner.noise(noise.sigma)
         elif role == "audit":
-            generator = int(pruner.pruned_by[i])
+            generator = p.generator if p.generator >= 0 and not pruner.disabled[p.generator] else -1
             _, flat, facc = state.front_arrays()
             lifted = not bool(((flat <= ev.latency) & (facc >= acc)).any())
             pruner.audited(i, generator, acc, lifted)  # judged with the δ it was pruned under
@@ -291,57 +263,81 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
         otherwise a repeat is due after every budget/(repeats + 1) trainings once 2 nets are
         trained, or when nothing else is left (``last``), and goes to a boundary member
         not yet repeated, else to another trained net."""
-        n = len(evaluated)
-        if n in journaled:
-            return trained_at.get(journaled[n])
-        if len(repeated) >= repeats or len(trained_at) < 2:
+        row = journal.submitted(submitted) if journal is not None else None
+        if row is not None:  # a journaled step that trains a net already trained was a repeat
+            return trained_at.get(row.key)
+        busy = {p.key for p in in_flight("repeat")}
+        if len(repeated) + len(busy) >= repeats or len(trained_at) < 2:
             return None
-        if not last and n * (repeats + 1) < (len(repeated) + 1) * budget:
+        if not last and submitted * (repeats + 1) < (len(repeated) + len(busy) + 1) * budget:
             return None
         front_idx = state.front_arrays()[0]
         for pool_ in (front_idx, np.flatnonzero(pruner.trained)):
-            fresh = [int(j) for j in pool_ if state.key(int(j)) not in repeated]
+            fresh = [int(j) for j in pool_ if state.key(int(j)) not in repeated and state.key(int(j)) not in busy]
             if fresh:
                 return fresh[rng.randrange(len(fresh))]
         return None
 
-    while len(evaluated) < budget:
-        if sampler is not None and int(state.open_mask.sum()) < refill_at:
-            new, new_lats = sampler.draw(max(1, len(archs) // 2), len(archs) * 10)
-            if new:
-                order.extend(new)
-                pruner.extend(new_lats)
-        role, picks = "search", []
-        rep = repeat_now(last=False) if repeats else None
-        if rep is not None:
-            role, picks = "repeat", [rep]
-        elif strat.prunes:
-            probe = pruner.probe()
-            if probe is not None:
-                role, picks = "probe", [probe]
-            elif audit > 0 and pruner.audit.audited < int(audit * (len(evaluated) + 1)) and pruner.pruned_mask.any():
-                pruned = np.flatnonzero(pruner.pruned_mask)
-                role, picks = "audit", [int(pruned[rng.randrange(len(pruned))])]
-        if not picks:
-            picks = strat.select(state, min(batch, budget - len(evaluated)), rng)
-        if not picks and strat.prunes and relax and pruner.relax():
-            relaxed += 1
-            _, flat, facc = state.front_arrays()
-            pruner.update(flat, facc)
-            continue
-        if not picks and repeats and (rep := repeat_now(last=True)) is not None:
-            role, picks = "repeat", [rep]  # nothing left to search: the repeats still due
-        if not picks:
-            stop = "every candidate trained or pruned"
-            break
-        for i in picks:
-            train(int(i), role)
+    def probe() -> int | None:
+        """The next probe: the pruner's, skipping held prunes whose probe is in flight."""
+        if not pending:
+            return pruner.probe()
+        busy = state.pending_mask
+        for g in sorted(pruner.held):
+            cover = pruner._cover(g, pruner.held[g]) & ~pruner.pruned_mask  # noqa: SLF001 - the probe's own set
+            if (cover & busy).any():
+                continue
+            idx = np.flatnonzero(cover)
+            if len(idx):
+                return int(idx[np.argmax(pruner.lat[idx])])
+        return None
+
+    def pick() -> tuple[str, int | None]:
+        if repeats and (rep := repeat_now(last=False)) is not None:
+            return "repeat", rep
         if strat.prunes:
-            _, flat, facc = state.front_arrays()
-            pruner.update(flat, facc)
-    else:
-        if not state.open_mask.any() and not pruner.held:
-            stop = "every candidate trained or pruned"
+            if (i := probe()) is not None:
+                return "probe", i
+            audits = pruner.audit.audited + len(in_flight("audit"))
+            if audit > 0 and audits < int(audit * (submitted + 1)) and pruner.pruned_mask.any():
+                pruned = np.flatnonzero(pruner.pruned_mask & ~state.pending_mask if pending else pruner.pruned_mask)
+                if len(pruned):
+                    return "audit", int(pruned[rng.randrange(len(pruned))])
+        picks = strat.select(state, 1, rng)
+        return ("search", int(picks[0])) if picks else ("search", None)
+
+    def update() -> None:
+        _, flat, facc = state.front_arrays()
+        pruner.update(flat, facc)
+
+    while True:
+        while len(pending) < batch and submitted < budget:
+            if sampler is not None and int(state.open_mask.sum()) < refill_at:
+                new, new_lats = sampler.draw(max(1, len(archs) // 2), len(archs) * 10)
+                if new:
+                    order.extend(new)
+                    pruner.extend(new_lats)
+            role, i = pick()
+            if i is None:
+                if pending:
+                    break  # what is in flight may open (or restore) candidates
+                if strat.prunes and relax and pruner.relax():
+                    relaxed += 1
+                    update()
+                    continue
+                if repeats and (i := repeat_now(last=True)) is not None:
+                    role = "repeat"  # nothing left to search: the repeats still due
+                else:
+                    stop = "every candidate trained or pruned"
+                    break
+            start(i, role)
+        if not pending:
+            break
+        finish()
+        if strat.prunes:
+            update()
+    if stop == "budget spent" and not state.open_mask.any() and not pruner.held:
+        stop = "every candidate trained or pruned"
     means = {k: float(pruner.acc[i]) for k, i in repeated.items()}
     front = pareto_front([replace(e, accuracy=means[e.key]) if e.key in means else e
                           for e in evaluated if e.role != "repeat"])
