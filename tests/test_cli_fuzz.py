@@ -60,6 +60,7 @@ BASE = {
     ("lut", "export"): ["--csv", "--table", "{inputs}/missing.sqlite"],
     ("search",): ["--accuracy-table", "{inputs}/missing.csv"],
     ("export",): ["df1", "-o", "out/df1"],
+    ("train",): ["df1", "-o", "{inputs}/dir"],  # a folder of something else: refused before training
 }
 
 # every int/float option: the values its command must refuse with exit 2 (after argparse has
@@ -85,6 +86,17 @@ NUMERIC = {
     ("export", "--num-classes"): ["-1"],  # 0 and 10**20: tests/test_cli_errors.py
     ("export", "--calib-samples"): ["0", "-1", HUGE],
     ("export", "--parity-samples"): ["0", "-1", HUGE],
+    ("train", "--member"): ["-1"],  # past the front's size: tests/test_train_cli.py
+    ("train", "--epochs"): ["0", "-1", HUGE],
+    ("train", "--batch-size"): ["0", "1", HUGE],
+    ("train", "--lr"): ["0", "-1", "nan", "inf"],
+    ("train", "--momentum"): ["-0.1", "1", "nan"],
+    ("train", "--weight-decay"): ["-1", "nan", "inf"],
+    ("train", "--warmup"): ["-0.1", "1", "nan"],
+    ("train", "--label-smoothing"): ["-0.1", "1", "nan"],
+    ("train", "--shift"): ["-1", HUGE],
+    ("train", "--seed"): ["-1", HUGE],
+    ("train", "--threads"): ["0", "-1", HUGE],
 }
 
 

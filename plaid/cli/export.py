@@ -14,14 +14,20 @@ examples:
   plaid export --list                                    formats and their parity limits
   plaid export df1 -o out/df1                            host default: TFLite fp32
   plaid export df1 --target sd845 --calib digits -o out/df1-sd845
+  plaid export 'pl1a:48x4-96x8-192x4' --checkpoint trained/best/model.pt \\
+      --format tflite-int8,tflite-fp32 --calib digits-affine -o out/best
+                                                         weights from plaid train: at their resolution
   plaid export 'pl1a:48x4-96x8-192x4' --checkpoint runs/RUN/checkpoints/ab12.pt \\
-      --format tflite-int8 --calib digits --resolution 32x32 -o out/best
+      --format tflite-int8 --calib digits -o out/proxy   a search's proxy weights (32x32)
   plaid export df1 --target tx2 -o out/df1-tx2           ONNX + build_engine.py for the Jetson
   plaid export df1 --target sd845 --calib digits --adb-serial 8ABX0Y1Z -o out/df1-sd845
                                                          + latency of each TFLite file on the phone
 
 Weights: --checkpoint takes a state_dict saved with torch.save (read with
 weights_only=True) or a .safetensors file; without it the weights are random (latency only).
+A checkpoint that says how it was made (plaid train's model.pt, or a search's proxy
+checkpoint in its run folder) sets the default --resolution and the input normalisation;
+exporting it at another resolution warns, and a failed parity check says so.
 int8 needs --calib (digits, cifar10:PATH or imagefolder:PATH): calibration from its train
 split, parity on its val split. OUT is written whole or not at all; a failed parity check
 exits 1 and leaves only OUT/parity-report.json.
@@ -39,7 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", action="append", dest="formats", metavar="FORMAT",
                    help="format (repeat or comma-separate); default: the target's formats")
     p.add_argument("--checkpoint", type=Path, help="trained weights (state_dict .pt or .safetensors)")
-    p.add_argument("--resolution", help="input HxW (default: the network's)")
+    p.add_argument("--resolution", help="input HxW (default: the checkpoint's training resolution, "
+                                        "else the network's)")
     p.add_argument("--calib", metavar="DATASET", help="digits, cifar10:PATH or imagefolder:PATH")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: from the checkpoint)")
     p.add_argument("--calib-samples", type=int, default=200, help="int8 calibration images (default 200)")

@@ -23,6 +23,7 @@ examples:
   plaid devices                           phones attached over ADB (for --target sd845)
   plaid lut show                          what the table holds
   plaid search                            POP search on the host (pl1a, digits-affine)
+  plaid train --front runs/RUN -o trained/best   train the front's best member in full
   plaid export df1 -o out/df1             TFLite bundle with parity checks
 
 set PLAID_DEBUG=1 to see tracebacks.
@@ -37,7 +38,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from plaid.cli import arch, bench, devices, export, lut, search
+    from plaid.cli import arch, bench, devices, export, lut, search, train
 
     parser = Parser(
         prog="plaid",
@@ -52,6 +53,7 @@ def build_parser() -> Parser:
     devices.add_parser(sub)
     lut.add_parser(sub)
     search.add_parser(sub)
+    train.add_parser(sub)
     export.add_parser(sub)
     return parser
 

@@ -1,7 +1,12 @@
 """Trained weights for an export: a ``state_dict`` saved with ``torch.save`` (read with
 ``torch.load(weights_only=True)``, so no pickled code ever runs) or a ``.safetensors`` file.
 The weights are checked against the architecture before anything is converted: a missing
-or extra tensor or a shape mismatch is one clear error, not a half-initialised model."""
+or extra tensor or a shape mismatch is one clear error, not a half-initialised model.
+
+A checkpoint may say how it was made (:mod:`plaid.train.provenance`): ``plaid train``
+writes the record into the file (``{"state_dict": ..., "plaid": {...}}``, or a ``plaid``
+entry of a safetensors file's metadata, as JSON); a search's proxy checkpoint has it in
+its run folder. The export takes its resolution and normalisation from there."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 
 from plaid.errors import UsageError
 from plaid.fsio import file_digest
+from plaid.train.provenance import proxy_record, record_of
 
 
 @dataclass(frozen=True)
@@ -20,9 +26,24 @@ class Checkpoint:
     format: str  # torch | safetensors
     sha256: str
     state: dict[str, Any]
+    record: dict[str, Any] | None = None  # how the weights were made, when known
+
+    @property
+    def resolution(self) -> tuple[int, int] | None:
+        res = (self.record or {}).get("resolution")
+        return (int(res[0]), int(res[1])) if res else None
+
+    @property
+    def normalization(self) -> dict[str, list[float]] | None:
+        return (self.record or {}).get("normalization")
 
     def describe(self) -> dict[str, Any]:
-        return {"file": self.path.name, "format": self.format, "sha256": self.sha256, "tensors": len(self.state)}
+        d = {"file": self.path.name, "format": self.format, "sha256": self.sha256, "tensors": len(self.state)}
+        if self.record is not None:
+            keep = ("kind", "model", "arch", "dataset", "resolution", "normalization", "epochs", "steps", "top1",
+                    "val_loss", "num_classes", "run", "source")
+            d["trained"] = {k: self.record[k] for k in keep if self.record.get(k) is not None}
+        return d
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -42,7 +63,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise UsageError(f"checkpoint {path.name}: not a readable safetensors file ({_first_line(exc)})") from exc
-        fmt = "safetensors"
+        fmt, record = "safetensors", _safetensors_record(path)
     else:
         try:
             with warnings.catch_warnings():
@@ -52,9 +73,22 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise UsageError(f"checkpoint {path.name}: torch.load(weights_only=True) refused it: not a plain "
                              "state_dict of tensors (it holds other objects or code, or is no torch file); "
                              "it was not run") from exc
-        fmt = "torch"
+        fmt, record = "torch", record_of(state)
     state = _unwrap(state, path)
-    return Checkpoint(path, fmt, file_digest(path), state)
+    return Checkpoint(path, fmt, file_digest(path), state, record or proxy_record(path))
+
+
+def _safetensors_record(path: Path) -> dict[str, Any] | None:
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            text = (fh.metadata() or {}).get("plaid")
+        return record_of({"plaid": json.loads(text)}) if text else None
+    except Exception:  # noqa: BLE001 - a record that cannot be read is no record; the weights loaded
+        return None
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

@@ -67,11 +67,10 @@ def choose_formats(req: ExportRequest, target) -> tuple[list[str], list[str]]:
     return asked, []
 
 
-def _build_model(req: ExportRequest, resolved) -> tuple[Any, Any, str]:
-    """The model, its checkpoint (or None) and a line for the log about its weights."""
-    from plaid.export.checkpoint import apply_checkpoint, load_checkpoint, num_classes_hint
+def _build_model(req: ExportRequest, resolved, ckpt) -> tuple[Any, str]:
+    """The model (with ``ckpt``'s weights, if any) and a line for the log about its weights."""
+    from plaid.export.checkpoint import apply_checkpoint, num_classes_hint
 
-    ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
     num_classes = req.num_classes if req.num_classes is not None else (num_classes_hint(ckpt.state) if ckpt else None)
     opts = {"num_classes": num_classes} if num_classes is not None else {}
     try:
@@ -80,8 +79,69 @@ def _build_model(req: ExportRequest, resolved) -> tuple[Any, Any, str]:
         raise UsageError(f"cannot build {resolved.label}: {exc}") from None
     if ckpt is not None:
         apply_checkpoint(model, ckpt, resolved.label)
-        return model, ckpt, f"loaded {ckpt.path.name} ({ckpt.format}, {len(ckpt.state)} tensors)"
-    return model, ckpt, "no --checkpoint: random weights (fine for latency, meaningless for accuracy)"
+        note = f"loaded {ckpt.path.name} ({ckpt.format}, {len(ckpt.state)} tensors)"
+        if ckpt.record is not None:
+            from plaid.train.provenance import summary
+
+            note += f": {summary(ckpt.record)}"
+        return model, note
+    return model, "no --checkpoint: random weights (fine for latency, meaningless for accuracy)"
+
+
+def export_resolution(req: ExportRequest, resolved, ckpt) -> tuple[tuple[int, int], str | None]:
+    """(H, W) to export at: --resolution, else the checkpoint's, else the network's; and a
+    one-line warning when --resolution differs from the one the weights were trained at."""
+    trained = ckpt.resolution if ckpt is not None else None
+    if req.resolution is None:
+        return tuple(trained or resolved.resolution), None
+    hw = tuple(req.resolution)
+    if trained is None or hw == trained:
+        return hw, None
+    from plaid.train.provenance import summary
+
+    return hw, (f"warning: exporting at {hw[0]}x{hw[1]}, but {ckpt.path.name} is {summary(ckpt.record)}: "
+                f"its accuracy at {hw[0]}x{hw[1]} was never measured")
+
+
+def resolution_diagnosis(ckpt, hw: tuple[int, int]) -> str | None:
+    """Why parity may fail: the weights were trained at another resolution (None if not)."""
+    trained = ckpt.resolution if ckpt is not None else None
+    if trained is None or tuple(hw) == trained:
+        return None
+    from plaid.train.provenance import summary
+
+    h, w = trained
+    what = summary(ckpt.record)
+    text = (f"the weights are {what}, exported at {hw[0]}x{hw[1]}: their activations there are out of the "
+            f"range they were trained and calibrated for; export at --resolution {h}x{w}")
+    if ckpt.record.get("kind") == "proxy" and ckpt.record.get("run"):
+        text += (f", or train it at {hw[0]}x{hw[1]} first (plaid train --front {ckpt.record['run']} "
+                 f"--resolution {hw[0]}x{hw[1]})")
+    return text
+
+
+def with_checkpoint_normalization(data, ckpt):
+    """``data`` re-expressed in the normalisation the weights were trained with: the images
+    back to pixels with the calibration set's mean/std, then normalised with the checkpoint's."""
+    import dataclasses
+
+    import numpy as np
+
+    norm = ckpt.normalization if ckpt is not None else None
+    if norm is None:
+        return data
+    mean_c = np.asarray(norm["mean"], np.float32)[None, :, None, None]
+    std_c = np.asarray(norm["std"], np.float32)[None, :, None, None]
+    if not data.source:  # synthetic parity inputs are drawn in the normalised space already
+        return dataclasses.replace(data, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+    mean_d = np.asarray(data.mean, np.float32)[None, :, None, None]
+    std_d = np.asarray(data.std, np.float32)[None, :, None, None]
+
+    def remap(x):
+        return None if x is None else (((x * std_d + mean_d) - mean_c) / std_c).astype(np.float32)
+
+    return dataclasses.replace(data, calib=remap(data.calib), parity=remap(data.parity),
+                               mean=tuple(norm["mean"]), std=tuple(norm["std"]))
 
 
 def _output_classes(model, hw: tuple[int, int]) -> int:
@@ -126,16 +186,23 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     target = load_target(req.target)
     formats, skipped = choose_formats(req, target)
     resolved = resolve(req.model)
-    hw = tuple(req.resolution or resolved.resolution)
     bundle.check_out(req.out, req.force)
-    model, ckpt, weights_note = _build_model(req, resolved)
+    from plaid.export.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
+    hw, warning = export_resolution(req, resolved, ckpt)
+    model, weights_note = _build_model(req, resolved, ckpt)
     # the data before the staging folder: a bad --calib creates nothing (not even OUT's parent)
-    data = export_data(req.calib, hw, req.calib_samples, req.parity_samples)
+    data = with_checkpoint_normalization(export_data(req.calib, hw, req.calib_samples, req.parity_samples), ckpt)
     if data.info.get("num_classes") and resolved.task == "classification" and ckpt is not None \
             and _output_classes(model, hw) != data.info["num_classes"]:
         raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
                          f"{_output_classes(model, hw)}")
     log(weights_note)  # after every usage check: a usage error is one line on its own
+    if warning:
+        log(warning)
+    if ckpt is not None and ckpt.resolution is not None and req.resolution is None:
+        log(f"exporting at {hw[0]}x{hw[1]}, the resolution the weights were trained at")
     stage = bundle.prepare(req.out, req.force)
     try:
         with scratch() as work:
@@ -169,7 +236,7 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                           "num_classes": _output_classes(model, hw),
                           "checkpoint": ckpt.describe() if ckpt else None},
                 "input": {"name": "input", "height": hw[0], "width": hw[1], "channels": 3,
-                          **data.describe()},
+                          **_describe_data(data, ckpt)},
                 "artifacts": artifacts,
                 "skipped_formats": {f: "needs --calib" for f in skipped},
                 "tools": tool_versions(),
@@ -178,6 +245,9 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
             for path in sorted(p for p in stage.iterdir() if p.is_file()):
                 manifest["files"][path.name] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
             if not passed:
+                diagnosis = resolution_diagnosis(ckpt, hw)
+                if diagnosis:
+                    manifest["diagnosis"] = diagnosis
                 for path in list(stage.iterdir()):
                     path.unlink()
                 (stage / "parity-report.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -191,7 +261,18 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     return ExportResult(req.out, manifest, passed, skipped)
 
 
+def _describe_data(data, ckpt) -> dict[str, Any]:
+    d = data.describe()
+    if ckpt is not None and ckpt.normalization is not None:
+        dataset = ckpt.record.get("dataset")
+        d["normalization"]["source"] = ("the checkpoint's training" + (f" (train split of {dataset})"
+                                                                       if dataset else ""))
+    return d
+
+
 def failure_summary(manifest: dict[str, Any]) -> str:
+    """The failed checks in one line, and why they may have failed when that is known."""
     bad = [(a["format"], a["parity"]["failures"]) for a in manifest["artifacts"]
            if a.get("parity") and not a["parity"]["passed"]]
-    return "; ".join(f"{fmt}: {', '.join(f)}" for fmt, f in bad)
+    text = "; ".join(f"{fmt}: {', '.join(f)}" for fmt, f in bad)
+    return text + (f" — {manifest['diagnosis']}" if manifest.get("diagnosis") else "")
