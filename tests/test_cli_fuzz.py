@@ -83,6 +83,7 @@ NUMERIC = {
     ("search", "--train-limit"): ["0", "-1", HUGE],
     ("search", "--repeats"): ["-1", "1001", HUGE],  # 0 is the default (no repeats)
     ("search", "--seed"): ["-1", HUGE],
+    ("search", "--workers"): ["0", "-1", HUGE],
     ("export", "--num-classes"): ["-1"],  # 0 and 10**20: tests/test_cli_errors.py
     ("export", "--calib-samples"): ["0", "-1", HUGE],
     ("export", "--parity-samples"): ["0", "-1", HUGE],

@@ -15,11 +15,16 @@ examples:
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}'
   plaid search --train-cmd 'python train.py --arch {arch} --seed {seed} --out {out}' --repeats 3
   plaid search --accuracy-table accs.csv --strategy random
+  plaid search --workers 2 --budget 24                  two proxy trainings at a time, one per core
+  plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --workers 4
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
 
 Every trained candidate is committed to the run's journal the moment it finishes;
 --resume continues a run with its own options and budget (raise it with --budget),
 replaying what was trained; a resumed run never reports fewer trainings than it holds.
+With --workers N, N trainings are in flight at once in N worker processes (cores // N
+threads each); a worker that dies mid-training is replaced and its net trained again (at
+most twice); --resume trains again what was in flight when the run stopped.
 """
 
 
@@ -30,7 +35,7 @@ MAX_REPEATS = 1000
 _DEFAULTS = {"target": "host", "space": "", "dataset": "digits-affine", "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
-             "margin": None, "audit": 0.05, "repeats": 0}
+             "margin": None, "audit": 0.05, "repeats": 0, "workers": 1}
 
 
 def add_parser(sub) -> None:
@@ -68,6 +73,9 @@ def add_parser(sub) -> None:
                    help="train K already-trained nets again with another seed (front members first; each "
                         "counts against the budget) to measure the seed noise, which floors the learnt "
                         "margin (default 0; not with --accuracy-table)")
+    p.add_argument("--workers", type=int, default=_DEFAULTS["workers"], metavar="N",
+                   help="train N candidates at once, in N worker processes with cores // N threads each "
+                        "(default 1: one at a time, in this process)")
     p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
@@ -106,6 +114,9 @@ def _config(args):
     if args.repeats and args.accuracy_table:
         raise UsageError("--repeats retrains nets with other seeds, and an --accuracy-table holds one accuracy "
                          "per net: use the proxy trainer or --train-cmd with {seed}")
+    from plaid.search.workers import check_workers
+
+    check_workers(args.workers)
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
@@ -115,7 +126,7 @@ def _config(args):
                         repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
-                        device=args.device, table=args.table)
+                        device=args.device, table=args.table, workers=args.workers, batch=args.workers)
 
 
 def report_lines(summary: dict) -> list[str]:
@@ -146,6 +157,13 @@ def report_lines(summary: dict) -> list[str]:
         lines.append(f"seed noise ±{summary['seed_noise']:.3f} top-1 from {n} repeat{'s' if n != 1 else ''} ({how})")
     for line in summary.get("baselines_beaten", []):
         lines.append(f"baseline  {line}")
+    w = summary.get("workers") or {}
+    if w.get("processes", 1) > 1:
+        per = ", ".join(f"{k} {v['trainings']} ({v['seconds']:.0f} s)" for k, v in sorted(w["trained_by"].items()))
+        died = len(w.get("session", {}).get("deaths", []))
+        again = f"; {died} lost to a dying worker and trained again" if died else ""
+        threads = f"{w['threads']} thread{'s' if w['threads'] != 1 else ''}"
+        lines.append(f"workers   {w['processes']} processes x {threads}; trainings per worker: {per}{again}")
     return lines
 
 

@@ -264,19 +264,24 @@ def search(space: Any, latency: Callable[[Any], float], accuracy: Callable[[Any]
         trained, or when nothing else is left (``last``), and goes to a boundary member
         not yet repeated, else to another trained net."""
         row = journal.submitted(submitted) if journal is not None else None
-        if row is not None:  # a journaled step that trains a net already trained was a repeat
-            return trained_at.get(row.key)
+        # a journaled step that trains a net already trained was a repeat: it is one again
+        # whatever the budget (which moves the schedule), and draws as it drew then
+        forced = trained_at.get(row.key) if row is not None else None
+        if row is not None and forced is None:
+            return None
         busy = {p.key for p in in_flight("repeat")}
-        if len(repeated) + len(busy) >= repeats or len(trained_at) < 2:
-            return None
-        if not last and submitted * (repeats + 1) < (len(repeated) + len(busy) + 1) * budget:
-            return None
+        if forced is None:
+            if len(repeated) + len(busy) >= repeats or len(trained_at) < 2:
+                return None
+            if not last and submitted * (repeats + 1) < (len(repeated) + len(busy) + 1) * budget:
+                return None
         front_idx = state.front_arrays()[0]
         for pool_ in (front_idx, np.flatnonzero(pruner.trained)):
             fresh = [int(j) for j in pool_ if state.key(int(j)) not in repeated and state.key(int(j)) not in busy]
             if fresh:
-                return fresh[rng.randrange(len(fresh))]
-        return None
+                drawn = fresh[rng.randrange(len(fresh))]
+                return drawn if forced is None else forced
+        return forced
 
     def probe() -> int | None:
         """The next probe: the pruner's, skipping held prunes whose probe is in flight."""

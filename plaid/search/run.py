@@ -1,12 +1,20 @@
 """A search run on a target: resolved config, predictor from the target's latency table,
 accuracy evaluator, journal, and the run folder (config.json, journal.sqlite,
-front.json, result.json, front.png)."""
+front.json, result.json, front.png).
+
+With ``workers`` > 1 the trainings run in that many worker processes
+(:class:`plaid.search.workers.WorkerPool`, ``workers`` in flight at once), each building the
+config's evaluator itself, at ``cores // workers`` threads; the baseline nets of the report
+are trained there too, on workers the search leaves idle. One line per training started,
+finished, failed or lost goes to ``log``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +47,7 @@ class SearchConfig:
     train_limit: int | None = None
     device: str = "cpu"
     table: str = ""  # latency table path; "" = the target's default
+    workers: int = 1  # worker processes (1: in this process); the CLI sets batch to match
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -49,9 +58,11 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What a run's journal records and a resume must match: the resolved config
-        without the budget (which a resume may raise); ``repeats`` only when set, so the
-        journals of runs made before it existed still resume."""
-        return {k: v for k, v in self.to_json().items() if k != "budget" and not (k == "repeats" and v == 0)}
+        without the budget (which a resume may raise) and the number of worker processes
+        (``batch``, the trainings in flight, is what the picks depend on); ``repeats`` only
+        when set, so the journals of runs made before it existed still resume."""
+        return {k: v for k, v in self.to_json().items()
+                if k not in ("budget", "workers") and not (k == "repeats" and v == 0)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
@@ -99,6 +110,89 @@ def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], Non
     from plaid.train.evaluators import evaluator_for_search
 
     return evaluator_for_search(cfg, space, run, log)
+
+
+def worker_evaluator(cfg_json: dict[str, Any], run: str):
+    """The evaluator of a (resolved) search config, built inside a worker process: the
+    :class:`~plaid.search.workers.WorkerPool` factory, as ``functools.partial`` of this."""
+    from plaid.spaces import get_space
+
+    cfg = SearchConfig.from_json(cfg_json)
+    return make_evaluator(cfg, get_space(cfg.space), Path(run), None)
+
+
+def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None]):
+    """The worker pool of a run with ``workers`` > 1 (a context manager), or a null context."""
+    from plaid.search.workers import WorkerPool, check_workers, cores, threads_per_worker
+
+    check_workers(cfg.workers)
+    if cfg.workers == 1:
+        return nullcontext(None)
+    have = cores()
+    if cfg.evaluator == "proxy" and cfg.device == "cpu" and cfg.workers > have:
+        log(f"--workers {cfg.workers} on {have} cores: proxy trainings will share cores (1 thread each) "
+            f"and each run slower; {have} workers use this machine fully")
+    pool = WorkerPool(functools.partial(worker_evaluator, cfg.to_json(), str(run)), cfg.workers,
+                      threads=threads_per_worker(cfg.workers, have))
+    pool.on_event = functools.partial(_worker_line, pool, log)
+    return pool
+
+
+def _worker_line(pool, log: Callable[[str], None], kind: str, worker: str, key: str, detail: dict) -> None:
+    """One progress line per training started / finished / failed / lost, with the pool's
+    per-worker tally."""
+    what = f"baseline {key}" if detail.get("background") else key
+    if kind == "started":
+        log(f"{worker} training {what}  | {pool.status()}")
+    elif kind == "finished":
+        log(f"{worker} trained  {what} in {detail['seconds']:.1f} s: top-1 {detail['accuracy']:.4f}  "
+            f"| {pool.status()}")
+    elif kind == "failed":
+        log(f"{worker} failed   {what}: {detail['error']}")
+    elif kind == "died":
+        then = (f"training it again (retry {detail['attempt']} of {detail['retries']})" if detail["again"]
+                else "no retries left")
+        log(f"{worker} died ({detail['how']}) while training {what}: {then}")
+
+
+def _workers_report(cfg: SearchConfig, result, pool) -> dict[str, Any]:
+    """Who trained the candidates (from the evaluated list, so the journal's part counts)
+    and, with worker processes, what this session's workers did (deaths included)."""
+    trained_by: dict[str, dict[str, Any]] = {}
+    for e in result.evaluated:
+        w = trained_by.setdefault(e.worker or "unrecorded", {"trainings": 0, "seconds": 0.0})
+        w["trainings"] += 1
+        w["seconds"] = round(w["seconds"] + (e.seconds or 0.0), 3)
+    doc: dict[str, Any] = {"processes": cfg.workers, "in_flight": cfg.batch, "trained_by": trained_by}
+    if pool is None:
+        return {**doc, "in_process": True}
+    return {**doc, "threads": pool.threads, "session": pool.to_json()}
+
+
+def _baselines_in(pool, space, run: Path, evaluator_id: str):
+    """Queue the baselines that ``run/baselines.json`` lacks as background tasks of the
+    pool; returns the accuracy callable that collects them (or trains one it lacks)."""
+    from plaid.search.baselines import space_baselines
+
+    try:
+        cache = json.loads((run / "baselines.json").read_text())
+        done = set(cache.get("nets", {})) if cache.get("evaluator") == evaluator_id else set()
+    except (OSError, ValueError, AttributeError):
+        done = set()
+    for _, arch in space_baselines(space):
+        key = space.key(arch)
+        if key not in done:
+            pool.submit(f"baseline {key}", arch, 0, key, background=True)
+
+    def accuracy(arch) -> float:
+        ticket = f"baseline {space.key(arch)}"
+        try:
+            return pool.result(ticket)
+        except KeyError:
+            pool.submit(ticket, arch, 0, space.key(arch), background=True)
+            return pool.result(ticket)
+
+    return accuracy
 
 
 def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets: list[dict] | None = None) -> Path:
@@ -158,6 +252,9 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     from plaid.spaces import get_space
     from plaid.targets import load_target
 
+    from plaid.search.workers import check_workers
+
+    check_workers(cfg.workers, "workers")
     journal = Journal.open(run / "journal.sqlite", cfg.identity(), create=False) if resume else None
     try:
         target = load_target(cfg.target)
@@ -250,13 +347,16 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
                 baselines[name] = lat.median_ms
         table_name = table.meta.name()
     done_before = len(journal)
-    result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
-                    window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, margin=cfg.margin,
-                    audit=cfg.audit, repeats=cfg.repeats, on_result=on_result)
     from plaid.search.baselines import beaten, evaluate_baselines
 
-    nets = evaluate_baselines(space, predictor, evaluator, run, json.dumps(evaluator.describe(), sort_keys=True,
-                                                                            default=str), log)
+    evaluator_id = json.dumps(evaluator.describe(), sort_keys=True, default=str)
+    with _pool(cfg, run, log) as pool:
+        baseline_accuracy = _baselines_in(pool, space, run, evaluator_id) if pool is not None else evaluator
+        result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
+                        window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, margin=cfg.margin,
+                        audit=cfg.audit, repeats=cfg.repeats, on_result=on_result, trainer=pool)
+        nets = evaluate_baselines(space, predictor, baseline_accuracy, run, evaluator_id, log)
+        workers = _workers_report(cfg, result, pool)
     prior = _reported(run / "result.json")
     if result.trained < prior:
         raise PlaidError(f"{run / 'result.json'} reports {prior} trainings and this search {result.trained}: "
@@ -272,6 +372,7 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
         "strategy": cfg.strategy,
         "evaluator": evaluator.describe(),
         "replayed_from_journal": min(done_before, result.trained),
+        "workers": workers,
         **result.to_json(),
         "baselines_ms": baselines,
         "baselines": nets,

@@ -228,12 +228,12 @@ class WorkerPool:
         return {w.label: w.task.key for w in self._slots if w is not None and w.task is not None}
 
     def status(self) -> str:
-        """``running 2 · w1 3 done · w2 2 done, 1 failed``"""
+        """``running 2 | w1 3 done | w2 2 done, 1 failed``"""
         parts = [f"running {len(self.running())}"]
         for label, st in self.stats.items():
             failed = f", {st.failed} failed" if st.failed else ""
             parts.append(f"{label} {st.finished} done{failed}")
-        return " · ".join(parts)
+        return " | ".join(parts)
 
     def to_json(self) -> dict:
         return {"processes": self.size, "threads": self.threads, "retries": self.retries,
@@ -345,13 +345,14 @@ class WorkerPool:
                 self._results[ticket] = done
             else:
                 self._done.append(done)
-            self.on_event("finished", w.label, task.key if task else str(ticket), {"accuracy": acc, "seconds": secs})
+            self.on_event("finished", w.label, task.key if task else str(ticket),
+                          {"accuracy": acc, "seconds": secs, "background": bool(task and task.background)})
         elif kind == "error":
             _, ticket, text, usage = msg
             task, w.task = w.task, None
             self.stats[w.label].failed += 1
             key = task.key if task else str(ticket)
-            self.on_event("failed", w.label, key, {"error": text})
+            self.on_event("failed", w.label, key, {"error": text, "background": bool(task and task.background)})
             err = (UsageError if usage else PlaidError)(text)
             if task is not None and task.background:
                 self._results[ticket] = err
@@ -380,7 +381,7 @@ class WorkerPool:
         self.deaths.append({"worker": w.label, "arch": task.key, "how": how})
         again = task.attempts <= self.retries
         self.on_event("died", w.label, task.key, {"how": how, "attempt": task.attempts, "retries": self.retries,
-                                                  "again": again})
+                                                  "again": again, "background": task.background})
         if again:
             (self._background if task.background else self._queue).appendleft(task)
             return
