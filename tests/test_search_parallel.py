@@ -328,3 +328,15 @@ def test_workers_are_part_of_the_run_and_resume_keeps_them(env, tmp_path):  # no
     assert again.returncode == 0, again.stderr
     s = json.loads(again.stdout)
     assert s["trained"] == 6 and s["replayed_from_journal"] == 4 and s["workers"]["processes"] == 3
+
+
+def test_a_resume_with_a_raised_budget_after_a_journaled_repeat_follows_the_same_draws(tmp_path):
+    """Serial: a replayed repeat draws from the random stream as it drew when it was picked,
+    so the audits after it pick what they picked (before, the resume diverged here)."""
+    acc = noisy(5, sigma=0.05)
+    with Journal.open(tmp_path / "j.sqlite", {"x": 1}) as j:
+        one = search(GridSpace(3, 6), latency, acc, budget=30, seed=1, audit=0.1, repeats=3, journal=j)
+    assert [e.role for e in one.evaluated].count("repeat") == 3
+    with Journal.open(tmp_path / "j.sqlite", {"x": 1}, create=False) as j:
+        more = search(GridSpace(3, 6), latency, acc, budget=60, seed=1, audit=0.1, repeats=3, journal=j)
+    assert more.trained == 60 and [e.to_json() for e in more.evaluated[:30]] == [e.to_json() for e in one.evaluated]
