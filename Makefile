@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages the tests use: the JDK, junit4 and libandroid-json-org-java (Android's
 # org.json; the Android runner's Java core is compiled and unit-tested on the host), and adb
-# (the --adb-transport cli path).
+# (the --adb-transport cli path), and openssh-server (the SSH tests run a real sshd on loopback).
 system-deps:
 	@test -f /usr/share/java/junit4.jar && test -f /usr/share/java/json-android.jar && \
-	  command -v javac >/dev/null && command -v adb >/dev/null || \
+	  command -v javac >/dev/null && command -v adb >/dev/null && test -x /usr/sbin/sshd || \
 	  ($(SUDO) apt-get update -qq && \
-	   $(SUDO) apt-get install -y -qq default-jdk-headless junit4 libandroid-json-org-java adb >/dev/null)
+	   $(SUDO) apt-get install -y -qq default-jdk-headless junit4 libandroid-json-org-java adb openssh-server >/dev/null)
 
 demo: setup
 	$(VENV)/bin/plaid arch show df1

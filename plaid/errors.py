@@ -15,3 +15,8 @@ class UsageError(PlaidError):
 
 class ArchError(UsageError):
     """An architecture string or value that cannot be parsed or is not in its space."""
+
+
+class DeviceLost(PlaidError):
+    """The device went away in the middle of a command (unplugged, rebooted, reset, the
+    SSH connection dropped); what was measured before is kept, a rerun resumes."""

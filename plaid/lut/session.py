@@ -24,16 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from plaid.errors import PlaidError, UsageError
+from plaid.errors import DeviceLost, PlaidError, UsageError  # noqa: F401 - DeviceLost: its old home
 from plaid.progress import Progress
 from plaid.procs import Group, scratch_dir
 from plaid.registry import Registry
 
 Event = dict
-
-
-class DeviceLost(PlaidError):
-    """The device went away in the middle of a command (unplugged, rebooted, reset)."""
 
 
 class Session(ABC):

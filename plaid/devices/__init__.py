@@ -1,0 +1,5 @@
+"""The device seam (issue 11): how plaid reaches a target's device, independent of the
+transport. ``shell`` builds quoted command lines, ``connection`` is the interface every
+link to a device offers (shell, push, pull, each with a timeout), ``ssh`` is the link to a
+Linux board through the OpenSSH client. plaid.lut and plaid.adb build on this package; it
+imports neither."""

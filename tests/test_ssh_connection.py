@@ -1,0 +1,165 @@
+"""The SSH link (plaid.devices.ssh) against a real OpenSSH server on loopback: throwaway
+host and user keys in the tmp dir, the test user = the current user. Quoting of a remote
+folder with spaces and quotes, push/pull, an unknown / changed host key refused with one
+line naming --accept-new-host-key, a wrong key, a refused port, a server killed mid-run."""
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from plaid.devices.shell import sh
+from plaid.devices.ssh import SshAddress, SshConnection, SshOptions
+from plaid.errors import DeviceLost, PlaidError, UsageError
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="needs openssh-server (make system-deps)")
+
+
+def _keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sshd:
+    def __init__(self, d: Path) -> None:
+        self.dir, self.port = d, _free_port()
+        self.host_key, self.user_key = _keygen(d / "host_key"), _keygen(d / "user_key")
+        (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+        (d / "authorized_keys").chmod(0o600)
+        (d / "sshd_config").write_text(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self.host_key}
+AuthorizedKeysFile {d}/authorized_keys
+PidFile {d}/sshd.pid
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+LogLevel ERROR
+""")
+        self.known_hosts = d / "known_hosts"
+        self.known_hosts.write_text("")
+        self.config = d / "ssh_config"  # keeps the client off ~/.ssh and /etc/ssh
+        self.config.write_text(f"Host *\n  UserKnownHostsFile {self.known_hosts}\n  GlobalKnownHostsFile {d}/none\n"
+                               "  IdentityAgent none\n")
+        self.proc = None
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                                     stderr=open(self.dir / "sshd.log", "w"))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("sshd did not start: " + (self.dir / "sshd.log").read_text())
+
+    def kill(self) -> None:
+        """The server and every session it forked (each in its own session)."""
+        import psutil
+
+        p = psutil.Process(self.proc.pid)
+        for c in [p, *p.children(recursive=True)]:
+            try:
+                c.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait()
+
+    def address(self) -> SshAddress:
+        return SshAddress.parse(f"{getpass.getuser()}@127.0.0.1:{self.port}")
+
+    def connect(self, key=None, accept=False) -> SshConnection:
+        return SshConnection(self.address(), SshOptions(key=key or self.user_key, config=self.config,
+                                                        accept_new_host_key=accept, connect_timeout_s=5))
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    s = Sshd(tmp_path)
+    s.start()
+    yield s
+    s.kill()
+
+
+def test_address_parsing():
+    assert SshAddress.parse("pi@board.local:2222") == SshAddress("board.local", "pi", 2222)
+    assert SshAddress.parse("board") == SshAddress("board")
+    assert SshAddress.parse("[::1]:22") == SshAddress("::1", None, 22)
+    for bad in ("", "a b", "pi@host:99999", "@host"):
+        with pytest.raises(UsageError):
+            SshAddress.parse(bad)
+
+
+def test_unknown_host_key_then_accept_then_quoting(sshd, tmp_path):
+    with pytest.raises(PlaidError, match="not known.*--accept-new-host-key") as exc:
+        sshd.connect()
+    assert "\n" not in str(exc.value)
+    conn = sshd.connect(accept=True)
+    try:
+        assert "127.0.0.1" in sshd.known_hosts.read_text()
+        folder = str(tmp_path / "remote dir with 'single' and \"double\" quotes $HOME")
+        conn.check(sh("mkdir", "-p", folder))
+        local = tmp_path / "model file.bin"
+        local.write_bytes(bytes(range(256)) * 100)
+        conn.push(local, folder + "/m 1.bin")
+        assert Path(folder, "m 1.bin").read_bytes() == local.read_bytes()
+        back = tmp_path / "back.bin"
+        conn.pull(folder + "/m 1.bin", back)
+        assert back.read_bytes() == local.read_bytes()
+        out, rc = conn.shell(sh("ls", folder))
+        assert rc == 0 and out.strip() == "m 1.bin"
+        assert conn.shell(sh("sh", "-c", "exit 3"))[1] == 3
+    finally:
+        conn.close()
+    sshd.connect().close()  # the recorded key is trusted from now on
+
+
+def test_changed_host_key_is_refused_even_with_accept(sshd, tmp_path):
+    other = _keygen(tmp_path / "other_host")
+    sshd.known_hosts.write_text(f"[127.0.0.1]:{sshd.port} " + " ".join(other.with_suffix(".pub").read_text().split()[:2])
+                                + "\n")
+    for accept in (False, True):
+        with pytest.raises(PlaidError, match="CHANGED.*--accept-new-host-key"):
+            sshd.connect(accept=accept)
+
+
+def test_wrong_key_and_refused_port(sshd, tmp_path):
+    wrong = _keygen(tmp_path / "wrong_key")
+    with pytest.raises(PlaidError, match="refused the login.*--ssh-key"):
+        sshd.connect(key=wrong, accept=True)
+    closed = SshAddress.parse(f"127.0.0.1:{_free_port()}")
+    with pytest.raises(PlaidError, match="connection refused"):
+        SshConnection(closed, SshOptions(key=sshd.user_key, config=sshd.config, connect_timeout_s=3))
+    with pytest.raises(UsageError, match="--ssh-key .*no such file"):
+        SshConnection(sshd.address(), SshOptions(key=tmp_path / "nope", config=sshd.config))
+
+
+def test_server_killed_mid_command_is_device_lost(sshd):
+    conn = sshd.connect(accept=True)
+    try:
+        import threading
+
+        threading.Timer(0.5, sshd.kill).start()
+        with pytest.raises(DeviceLost, match="lost.*rerun to resume"):
+            conn.shell("sleep 10", timeout=20, what="a long unit")
+        with pytest.raises(DeviceLost):
+            conn.shell("true")
+    finally:
+        conn.close()
+    sshd.proc = subprocess.Popen(["true"])  # already killed: the fixture's kill has nothing left
