@@ -69,7 +69,7 @@ def test_k_in_flight_finds_the_exact_front_and_trains_each_net_once(k, strategy)
     assert part.trained == 9 and len({e.key for e in part.evaluated}) == 9
 
 
-def test_picks_avoid_what_pending_nets_would_prune():
+def test_the_dominated_rule_keeps_picks_out_of_what_pending_nets_would_prune():
     space, acc = GridSpace(3, 5), make_accuracy(2)
     seen = []
 
@@ -81,7 +81,7 @@ def test_picks_avoid_what_pending_nets_would_prune():
                 seen.append((bool(cover[picks[0]]), bool((state.open_mask & ~cover).any()), int(cover.sum())))
             return picks
 
-    search(space, latency, acc, budget=60, strategy=Watching(), batch=4, trainer=Shuffled(acc, seed=3))
+    search(space, latency, acc, budget=60, strategy=Watching(pending="dominated"), batch=4, trainer=Shuffled(acc, seed=3))
     assert seen and any(n for *_, n in seen)  # pending nets did cover candidates
     assert not [s for s in seen if s[0] and s[1]]  # never picked inside a cover while anything else was open
 
@@ -104,6 +104,12 @@ def test_pending_cover_is_the_down_set_above_the_boundary_point():
     want = {a for a in archs if space.le(a, (3, 2)) and latency(a) >= t and a not in ((1, 0), (3, 2))}
     assert {archs[i] for i in np.flatnonzero(state.pending_cover())} == want
     assert not state.open_mask[p] and state.pending == [p]
+    from plaid.search.strategies import _with_pending
+
+    fast = idx[(0, 0)]
+    state.add_pending(fast)  # faster than the boundary: on it at any accuracy
+    assert _with_pending(state, None).tolist() == sorted([latency((0, 0)), t, latency((3, 2))])
+    state.drop_pending(fast)
     state.drop_pending(p)
     assert not state.pending_cover().any() and state.open_mask[p]
 

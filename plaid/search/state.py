@@ -75,9 +75,9 @@ class SearchState:
     def pending_cover(self) -> np.ndarray:
         """Open candidates that a pending net would prune if it came back dominated: the
         open c ≼ p with Lat(c) ≥ t_p, where t_p is the latency of the best trained net no
-        slower than p (the boundary point the rule would measure p against). Picks made
-        while others are in flight avoid these and do not count them as gain (the engine's
-        module docstring says why)."""
+        slower than p (the boundary point the rule would measure p against). The
+        ``dominated`` pending rule of :class:`plaid.search.strategies.PopStrategy` keeps
+        picks out of these and counts them as no gain."""
         out = np.zeros(len(self.pruner.lat), dtype=bool)
         if not self._pending:
             return out
