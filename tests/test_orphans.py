@@ -116,13 +116,14 @@ def test_group_members_and_pool_workers_die_with_their_parent(tmp_path):
         from concurrent.futures import ProcessPoolExecutor
         from plaid.procs import Group, die_with_parent
 
-        group = Group()
-        group.popen(["/bin/sh", "-c", "sleep 600 & sleep 600"])
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(2, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
-        futs = [pool.submit(time.sleep, 600) for _ in range(2)]
-        print("ready", flush=True)
-        time.sleep(600)
+        if __name__ == "__main__":  # spawned workers import this file again: they must not rerun it
+            group = Group()
+            group.popen(["/bin/sh", "-c", "sleep 600 & sleep 600"])
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(2, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+            futs = [pool.submit(time.sleep, 600) for _ in range(2)]
+            print("ready", flush=True)
+            time.sleep(600)
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True,
                             cwd=Path(__file__).resolve().parents[1])

@@ -231,9 +231,16 @@ def journal_keys(run):
 
 
 def plaid_bg(*args, env):
-    """The CLI in its own session (as a terminal runs it: Ctrl-C goes to its group)."""
+    """The CLI in its own session (as a terminal runs it: Ctrl-C goes to its group), with
+    SIGINT's default action: a suite started in the background of a script (``make test &``)
+    inherits SIGINT ignored, and a Python started that way keeps ignoring it."""
     return subprocess.Popen([sys.executable, "-m", "plaid", *args], env={**os.environ, **env}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_a_worker_killed_mid_training_is_replaced_and_the_front_is_the_serial_one(env, cmd, tmp_path):  # noqa: F811
@@ -271,7 +278,10 @@ def test_a_worker_killed_mid_training_is_replaced_and_the_front_is_the_serial_on
     assert again.returncode == 0 and json.loads(again.stdout)["workers"]["trained_by"] == w["trained_by"]
 
 
-def test_ctrl_c_kills_the_workers_and_resume_trains_what_was_in_flight(env, cmd, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
+def test_a_stopped_run_leaves_no_worker_and_resume_trains_what_was_in_flight(env, cmd, tmp_path, how):  # noqa: F811
+    """Ctrl-C (SIGINT to the terminal's process group) or kill -9 of plaid alone: the
+    workers go too, the journal holds exactly the finished trainings."""
     template, log = cmd
     runs = tmp_path / "runs"
     proc = plaid_bg("search", "--train-cmd", template, "--budget", "8", "--workers", "2", "--runs-dir", str(runs),
@@ -282,9 +292,15 @@ def test_ctrl_c_kills_the_workers_and_resume_trains_what_was_in_flight(env, cmd,
         return len(done) >= 2 and len(started(log)) >= len(done) + 2
 
     wait_for(mid_training)
-    os.killpg(proc.pid, signal.SIGINT)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "plaid: interrupted", err
+    if how == "ctrl-c":
+        assert proc.returncode == 130 and err.strip().splitlines()[-1] == "plaid: interrupted", err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     run = next(runs.iterdir())
     done = journal_keys(run)
     before = started(log)

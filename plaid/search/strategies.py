@@ -78,8 +78,8 @@ class PopStrategy(Strategy):
     anything else is open) and ``"ignore"`` (no assumption). Measured on
     benchmarks/parallel_search.py (calibrated model, 10 seeds, 16 in flight), median
     trainings to 98% of the true hypervolume relative to one at a time: front 1.20x,
-    ignore 1.21x, dominated ~1.7x (7 seeds); to 99%: front 0.94x, ignore 1.11x (the
-    engine's module docstring has the reasoning).
+    ignore 1.21x, dominated 1.68x; to 99%: front 0.94x, ignore 1.11x, dominated 1.30x
+    (the engine's module docstring has the reasoning).
 
     Gains are exact counts over every open candidate, computed for a shortlist per pick
     (``shortlist`` open candidates drawn at random, the largest by size score, and the
