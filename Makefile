@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages the tests use: the JDK, junit4 and libandroid-json-org-java (Android's
 # org.json; the Android runner's Java core is compiled and unit-tested on the host), and adb
-# (the --adb-transport cli path), and openssh-server (the SSH tests run a real sshd on loopback).
+# (the --adb-connection cli path), and openssh-server (the SSH tests run a real sshd on loopback).
 system-deps:
 	@test -f /usr/share/java/junit4.jar && test -f /usr/share/java/json-android.jar && \
 	  command -v javac >/dev/null && command -v adb >/dev/null && test -x /usr/sbin/sshd || \

@@ -23,6 +23,11 @@ PRUNING = [name for name, strategy in STRATEGIES.items() if strategy.prunes]  # 
 def test_builtin_strategies_registered():
     assert {"pop", "random-pruned", "random", "evolution"} <= set(STRATEGIES)  # others may join
     assert {"pop", "random-pruned"} <= set(PRUNING)
+    from plaid.search.strategies import Strategy
+
+    assert all(not getattr(cls, "__abstractmethods__", None) for _, cls in STRATEGIES.items())
+    with pytest.raises(TypeError):  # the base is abstract: a strategy without select() is refused at once
+        type("NoSelect", (Strategy,), {})()
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())

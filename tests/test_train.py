@@ -587,6 +587,9 @@ def test_registry(tmp_path):
     for name, cls in EVALUATORS.items():
         assert cls.name == name and issubclass(cls, Evaluator)
         assert "for_search" in vars(cls), f"evaluator {name!r} cannot be built by `plaid search`"
+        assert not getattr(cls, "__abstractmethods__", None), f"evaluator {name!r} leaves {cls.__abstractmethods__}"
+    with pytest.raises(TypeError):  # the base is abstract: an evaluator without __call__ is refused at once
+        type("NoCall", (Evaluator,), {})(get_space("pl1a"))
     with pytest.raises(UsageError) as exc:
         make_evaluator("tabel", get_space("pl1a"))
     assert "did you mean 'table'" in one_line(exc)

@@ -4,6 +4,7 @@ into the candidate list; registered by name."""
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from typing import Callable
 
 import numpy as np
@@ -13,12 +14,13 @@ from plaid.registry import Registry
 STRATEGIES: Registry[Callable[..., "Strategy"]] = Registry("strategy")
 
 
-class Strategy:
+class Strategy(ABC):
     name = ""
     prunes = True  # whether the engine applies the POP pruning rule for this strategy
 
+    @abstractmethod
     def select(self, state, k: int, rng: random.Random) -> list[int]:
-        raise NotImplementedError
+        """Up to ``k`` open candidates (indices into ``state``) to train next."""
 
 
 def register_strategy(name: str):

@@ -19,6 +19,7 @@ This module does not import torch; the proxy trainer imports it when it first tr
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import inspect
 import math
 from pathlib import Path
@@ -60,7 +61,7 @@ def arch_sha1(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-class Evaluator:
+class Evaluator(ABC):
     """``evaluator(arch) -> top-1 in [0, 1]``; ``arch`` is a value of the space or its string."""
 
     name: str = ""
@@ -79,8 +80,9 @@ class Evaluator:
             arch = self.space.decode(arch)
         return self.space.encode(arch)
 
+    @abstractmethod
     def __call__(self, arch: Any) -> float:
-        raise NotImplementedError
+        """The top-1 of ``arch`` in [0, 1]."""
 
     def describe(self) -> dict[str, Any]:
         """JSON-able config written to the run folder."""
