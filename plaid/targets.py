@@ -20,6 +20,7 @@ class Target:
     resolutions: dict[str, tuple[int, int]]
     measure: MeasureProtocol = field(default_factory=MeasureProtocol)  # the [protocol] table, typed
     export_formats: tuple[str, ...] = ()  # `plaid export` defaults
+    python: str = ""  # ssh targets: the board's interpreter for device_bench (--remote-python overrides)
 
     @property
     def protocol(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def load_target(name: str) -> Target:
         resolutions={k: (int(v[0]), int(v[1])) for k, v in res.items()},
         measure=proto,
         export_formats=tuple(cfg.get("export", {}).get("formats", ())),
+        python=require(cfg, "python", str, where) if "python" in cfg else "",
     )
     load_transport(target.transport)
     return target
@@ -71,3 +73,9 @@ def load_transport(transport: str) -> None:
     for the targets that use it (plaid.lut never imports the packages built on it)."""
     if transport == "adb":
         import plaid.adb.session  # noqa: F401 - registers the "adb" session
+    elif transport == "ssh":
+        from plaid.devices.board import BoardSession
+        from plaid.lut.session import SESSIONS
+
+        if "ssh" not in SESSIONS:  # plaid.devices imports no plaid.lut: its session is registered here
+            SESSIONS.add("ssh", BoardSession)

@@ -3,12 +3,6 @@ host and user keys in the tmp dir, the test user = the current user. Quoting of 
 folder with spaces and quotes, push/pull, an unknown / changed host key refused with one
 line naming --accept-new-host-key, a wrong key, a refused port, a server killed mid-run."""
 
-import getpass
-import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,85 +10,9 @@ import pytest
 from plaid.devices.shell import sh
 from plaid.devices.ssh import SshAddress, SshConnection, SshOptions
 from plaid.errors import DeviceLost, PlaidError, UsageError
+from sshd import free_port, keygen, needs_sshd, sshd  # noqa: F401 - sshd: the fixture (tests/sshd.py)
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="needs openssh-server (make system-deps)")
-
-
-def _keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sshd:
-    def __init__(self, d: Path) -> None:
-        self.dir, self.port = d, _free_port()
-        self.host_key, self.user_key = _keygen(d / "host_key"), _keygen(d / "user_key")
-        (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-        (d / "authorized_keys").chmod(0o600)
-        (d / "sshd_config").write_text(f"""Port {self.port}
-ListenAddress 127.0.0.1
-HostKey {self.host_key}
-AuthorizedKeysFile {d}/authorized_keys
-PidFile {d}/sshd.pid
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-LogLevel ERROR
-""")
-        self.known_hosts = d / "known_hosts"
-        self.known_hosts.write_text("")
-        self.config = d / "ssh_config"  # keeps the client off ~/.ssh and /etc/ssh
-        self.config.write_text(f"Host *\n  UserKnownHostsFile {self.known_hosts}\n  GlobalKnownHostsFile {d}/none\n"
-                               "  IdentityAgent none\n")
-        self.proc = None
-
-    def start(self) -> None:
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
-                                     stderr=open(self.dir / "sshd.log", "w"))
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("sshd did not start: " + (self.dir / "sshd.log").read_text())
-
-    def kill(self) -> None:
-        """The server and every session it forked (each in its own session)."""
-        import psutil
-
-        p = psutil.Process(self.proc.pid)
-        for c in [p, *p.children(recursive=True)]:
-            try:
-                c.kill()
-            except psutil.NoSuchProcess:
-                pass
-        self.proc.wait()
-
-    def address(self) -> SshAddress:
-        return SshAddress.parse(f"{getpass.getuser()}@127.0.0.1:{self.port}")
-
-    def connect(self, key=None, accept=False) -> SshConnection:
-        return SshConnection(self.address(), SshOptions(key=key or self.user_key, config=self.config,
-                                                        accept_new_host_key=accept, connect_timeout_s=5))
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    s = Sshd(tmp_path)
-    s.start()
-    yield s
-    s.kill()
+pytestmark = needs_sshd
 
 
 def test_address_parsing():
@@ -131,7 +49,7 @@ def test_unknown_host_key_then_accept_then_quoting(sshd, tmp_path):
 
 
 def test_changed_host_key_is_refused_even_with_accept(sshd, tmp_path):
-    other = _keygen(tmp_path / "other_host")
+    other = keygen(tmp_path / "other_host")
     sshd.known_hosts.write_text(f"[127.0.0.1]:{sshd.port} " + " ".join(other.with_suffix(".pub").read_text().split()[:2])
                                 + "\n")
     for accept in (False, True):
@@ -140,10 +58,10 @@ def test_changed_host_key_is_refused_even_with_accept(sshd, tmp_path):
 
 
 def test_wrong_key_and_refused_port(sshd, tmp_path):
-    wrong = _keygen(tmp_path / "wrong_key")
+    wrong = keygen(tmp_path / "wrong_key")
     with pytest.raises(PlaidError, match="refused the login.*--ssh-key"):
         sshd.connect(key=wrong, accept=True)
-    closed = SshAddress.parse(f"127.0.0.1:{_free_port()}")
+    closed = SshAddress.parse(f"127.0.0.1:{free_port()}")
     with pytest.raises(PlaidError, match="connection refused"):
         SshConnection(closed, SshOptions(key=sshd.user_key, config=sshd.config, connect_timeout_s=3))
     with pytest.raises(UsageError, match="--ssh-key .*no such file"):
@@ -162,4 +80,3 @@ def test_server_killed_mid_command_is_device_lost(sshd):
             conn.shell("true")
     finally:
         conn.close()
-    sshd.proc = subprocess.Popen(["true"])  # already killed: the fixture's kill has nothing left

@@ -22,9 +22,15 @@ examples:
                                                  over the network, benchmark_model already in /data/local/tmp
   plaid bench --target sd845 --adb-serial 8ABX0Y1Z --adb-connection cli --runner apk --apk plaid-bench.apk
                                                  through the adb executable, timed by the plaid app
+  plaid bench --target rpi5 --ssh pi@raspberrypi.local
+                                                 a Raspberry Pi 5 over SSH, timed by device_bench there
+  plaid bench --target rpi5 --ssh pi@10.0.0.7:2222 --ssh-key ~/.ssh/pi --accept-new-host-key \
+              --remote-python /home/pi/venv/bin/python
+                                                 first contact: record the board's host key, its venv
 
-An interrupted build (Ctrl-C, kill -9, a phone unplugged) resumes where it stopped: every
-unit is committed to the table as soon as it is measured. `plaid devices` lists phones.
+An interrupted build (Ctrl-C, kill -9, a phone unplugged, an SSH link dropped) resumes where
+it stopped: every unit is committed to the table as soon as it is measured. `plaid devices`
+lists phones.
 """
 
 
@@ -52,7 +58,53 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", type=Path, help="scatter PNG for --validate (default: next to the table)")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     add_adb_arguments(p)
+    add_ssh_arguments(p)
     p.set_defaults(func=cmd_bench)
+
+
+_SSH_NAMES = ("ssh", "ssh_key", "ssh_config", "accept_new_host_key", "remote_python", "remote_dir")
+
+
+def add_ssh_arguments(p) -> None:
+    g = p.add_argument_group("Linux boards over SSH (targets with transport ssh, e.g. rpi5)")
+    g.add_argument("--ssh", metavar="[USER@]HOST[:PORT]", help="the board (a Host of ~/.ssh/config works too)")
+    g.add_argument("--ssh-key", type=Path, metavar="PATH", help="private key to log in with (default: ssh's own)")
+    g.add_argument("--ssh-config", type=Path, metavar="PATH", help="OpenSSH client config (default: ~/.ssh/config)")
+    g.add_argument("--accept-new-host-key", action="store_true", default=None,
+                   help="trust and record the board's host key if none is known yet (a changed key is refused)")
+    g.add_argument("--remote-python", metavar="PATH",
+                   help="the board's interpreter for device_bench (default: the target's, python3 for rpi5)")
+    g.add_argument("--remote-dir", metavar="PATH",
+                   help="folder on the board for the per-run folder (default: its $TMPDIR or /tmp; relative "
+                        "paths start at the login folder)")
+
+
+def ssh_session_options(args, target) -> dict:
+    """Session options of the ssh transport; SSH flags on another target are a mistake."""
+    from plaid.errors import UsageError
+
+    given = [f"--{k.replace('_', '-')}" for k in _SSH_NAMES if getattr(args, k) is not None]
+    if target.transport != "ssh":
+        if given:
+            raise UsageError(f"{', '.join(given)} only make sense for targets measured over SSH (e.g. --target "
+                             f"rpi5); target {target.name!r} is measured over {target.transport}")
+        return {}
+    if args.ssh is None and given:
+        raise UsageError(f"{', '.join(given)} need --ssh [USER@]HOST[:PORT]")
+    if args.ssh is not None:
+        from plaid.devices.ssh import SshAddress
+
+        SshAddress.parse(args.ssh)  # a malformed address is a usage error before any connection
+    for flag in ("remote_python", "remote_dir"):
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise UsageError(f"--{flag.replace('_', '-')} must not be empty")
+    for flag, path in (("--ssh-key", args.ssh_key), ("--ssh-config", args.ssh_config)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
+    return {"ssh": args.ssh, "ssh_key": args.ssh_key, "ssh_config": args.ssh_config,
+            "accept_new_host_key": bool(args.accept_new_host_key), "remote_python": args.remote_python,
+            "remote_dir": args.remote_dir}
 
 
 def cmd_bench(args) -> int:
@@ -74,8 +126,8 @@ def cmd_bench(args) -> int:
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
     units = space_units(space, res)
     report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}
-    options = session_options(args, target)
-    if args.dry_run and target.transport == "adb" and not args.adb_serial:
+    options = session_options(args, target) or ssh_session_options(args, target)
+    if args.dry_run and target.transport != "local" and not (args.adb_serial or args.ssh):
         return _dry_run(args, target, space, res, units, report, known=False)
 
     from plaid.lut.session import open_session
@@ -126,7 +178,7 @@ def _baselines(target, res, table, bars) -> dict:
 
 def _dry_run(args, target, space, res, units, report, known: bool = True) -> int:
     """List the units; which are measured is known once the table's identity is (for a
-    phone: its fingerprint, so only with --adb-serial)."""
+    phone or a board: its fingerprint, so only with --adb-serial or --ssh)."""
     from plaid.lut.units import unit_counts
 
     measured: set[str] = set()
@@ -161,7 +213,9 @@ def _dry_run(args, target, space, res, units, report, known: bool = True) -> int
     if known:
         c.print(f"table     {path} ({len(measured & {u.key for u in units})}/{len(units)} measured)")
     else:
-        c.print("table     named after the phone's fingerprint: pass --adb-serial to see what is measured")
+        how = "the board's fingerprint: pass --ssh" if target.transport == "ssh" else \
+            "the phone's fingerprint: pass --adb-serial"
+        c.print(f"table     named after {how} to see what is measured")
     return 0
 
 
@@ -169,8 +223,10 @@ def _print_report(report: dict, counts) -> None:
     c = console()
     b = report["build"]
     if report.get("device"):
-        c.print(f"device    {report['device']} ({report['serial']}), runner {report['runner']} "
-                f"({report['runtime_version']})")
+        c.print(f"device    {report['device']} ({report.get('serial') or report.get('address')}), runner "
+                f"{report['runner']} ({report['runtime_version']})")
+    if report.get("python"):
+        c.print(f"python    {report['python']}")
     c.print(f"table     {b['table']}")
     c.print(f"units     {b['units']} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}): "
             f"{b['already_measured']} already measured, {b['measured_now']} measured now")

@@ -6,12 +6,16 @@ line naming ``--accept-new-host-key`` (which trusts a *new* key, never a changed
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from plaid.devices.connection import DEFAULT_TIMEOUT_S, Connection
 from plaid.devices.shell import sh
@@ -104,7 +108,7 @@ class SshConnection(Connection):
             if any(p.name != "master.log" for p in self._dir.iterdir()):  # the control socket: logged in
                 for line in log.read_text(errors="replace").splitlines():
                     if "Permanently added" in line:
-                        print(f"plaid: ssh: {line.strip()}", file=__import__("sys").stderr)
+                        print(f"plaid: ssh: {line.strip()}", file=sys.stderr)
                 return
             time.sleep(0.02)
         raise PlaidError(f"board {self.address} did not finish the SSH login within "
@@ -151,6 +155,43 @@ class SshConnection(Connection):
     def _shell_raw(self, command: str, timeout: float, what: str) -> str:
         return self._run(command, timeout, what).stdout.decode(errors="replace")
 
+    def stream(self, command: str, on_line: Callable[[str], None], idle_timeout: float, what: str) -> tuple[int, str]:
+        """Run ``command``, handing each line of its output to ``on_line`` the moment it
+        arrives; returns (exit status, last line of its stderr). No line for
+        ``idle_timeout`` seconds is a hang (PlaidError); the link dropping is DeviceLost.
+        If ``on_line`` raises, the command is stopped and the error goes on."""
+        if self._master is None or self._master.poll() is not None:
+            raise DeviceLost(f"board {self.address} lost (the SSH connection is closed) during {what}")
+        lines: queue.Queue = queue.Queue()
+        with open(self._dir / "stream.err", "w+b") as err:
+            proc = subprocess.Popen([*self._args(), command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=err, start_new_session=True)
+            assert proc.stdout is not None
+            reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            try:
+                while True:
+                    try:
+                        line = lines.get(timeout=idle_timeout)
+                    except queue.Empty:
+                        raise PlaidError(f"board {self.address} sent nothing for {idle_timeout:g} s during {what} "
+                                         "(a hang?)") from None
+                    if line is None:
+                        break
+                    on_line(line)
+                rc = proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                reader.join(5)
+                proc.stdout.close()
+            err.seek(0)
+            tail = _last(err.read().decode(errors="replace"))
+        if rc == 255:
+            raise DeviceLost(f"board {self.address} lost ({tail} during {what}); rerun to resume")
+        return rc, tail
+
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         what = f"push of {Path(local).name} to {remote}"
         with open(local, "rb") as fh:
@@ -175,6 +216,16 @@ class SshConnection(Connection):
                 master.kill()
                 master.wait()
         self._scratch.cleanup()
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    """Lines of ``stream`` into ``lines``, then None at its end."""
+    try:
+        for raw in stream:
+            lines.put(raw.decode(errors="replace").rstrip("\n"))
+    except (OSError, ValueError):  # closed under us: the command was stopped
+        pass
+    lines.put(None)
 
 
 def _last(text: str) -> str:

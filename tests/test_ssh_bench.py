@@ -1,0 +1,153 @@
+"""`plaid bench --target rpi5 --ssh USER@127.0.0.1:PORT` against a real OpenSSH server on
+loopback (tests/sshd.py): device_bench is copied to a per-run folder "on the board" and run
+there with the real TFLite interpreter, on the tiny DF preset of test_bench_e2e (6 units,
+64x64: converted once per test session, shared with that test). Faults: an unknown host
+key, a wrong key, an interpreter without numpy, the server killed mid-table and a rerun
+that resumes without re-measuring; the remote folder has spaces and quotes in its name."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_plaid
+from sshd import keygen, needs_sshd, sshd  # noqa: F401 - sshd: the fixture (tests/sshd.py)
+from test_bench_e2e import TINY_DF
+
+pytestmark = [needs_sshd, pytest.mark.tflite]
+
+RPI5_EDITS = {  # the preset, shrunk: ~0.7 s per unit, no cool-down waits on this machine
+    "df = [224, 224]": "df = [64, 64]",
+    "threads = 4": "threads = 1",
+    "min_runs = 50": "min_runs = 5",
+    "max_runs = 2000": "max_runs = 100000000",
+    "min_seconds = 2.0": "min_seconds = 0.7",
+    "cooldown_above_c = 70.0 ": "# cooldown_above_c = 70.0 ",
+    "sentinel_every = 20": "sentinel_every = 3",
+    "sentinel_tolerance = 0.10": "sentinel_tolerance = 100.0",  # a loaded CI machine drifts; not under test here
+}
+
+
+@pytest.fixture
+def env(tmp_path, tflite_cache):
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "configs", configs)
+    (configs / "spaces" / "df.toml").write_text(TINY_DF)
+    rpi5 = configs / "targets" / "rpi5.toml"
+    text = rpi5.read_text()
+    for old, new in RPI5_EDITS.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    rpi5.write_text(text)
+    return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache), "PLAID_LUT_DIR": str(tmp_path / "luts")}
+
+
+def bench_args(sshd, remote_dir: Path, *extra: str, key=None, python=sys.executable) -> list[str]:
+    return ["bench", "--target", "rpi5", "--space", "df", "--ssh", sshd.spec(), "--ssh-key", str(key or sshd.user_key),
+            "--ssh-config", str(sshd.config), "--remote-python", python, "--remote-dir", str(remote_dir), *extra]
+
+
+def rows(path: Path) -> dict[str, str]:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(con.execute("SELECT key, measured_at FROM units"))
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+
+
+def one_line_error(out) -> str:
+    err = out.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("plaid: error: ")
+    return err
+
+
+def test_refusals_before_any_measurement(sshd, env, tmp_path):
+    remote = tmp_path / "board"
+    out = run_plaid(*bench_args(sshd, remote), env=env)
+    assert out.returncode == 1 and "not known" in one_line_error(out) and "--accept-new-host-key" in out.stderr
+    assert "127.0.0.1" not in sshd.known_hosts.read_text()
+
+    out = run_plaid(*bench_args(sshd, remote, "--accept-new-host-key", key=keygen(tmp_path / "wrong")), env=env)
+    assert out.returncode == 1 and "refused the login" in one_line_error(out) and "--ssh-key" in out.stderr
+
+    bare = tmp_path / "bare python"  # the interpreter without its site-packages: no numpy
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    bare.chmod(0o755)
+    out = run_plaid(*bench_args(sshd, remote, "--accept-new-host-key", python=str(bare)), env=env)
+    err = one_line_error(out)
+    assert out.returncode == 1 and "numpy is missing" in err and "pip install numpy" in err, err
+    out = run_plaid(*bench_args(sshd, remote, python="/no/such/python"), env=env)
+    assert out.returncode == 1 and "--remote-python" in one_line_error(out)
+    assert [p.name for p in remote.iterdir()] == [], "a refused run leaves its folder behind"
+
+    # usage mistakes: exit 2, one line, no connection attempted
+    for args, says in [(["--ssh", "pi@host:99999"], "not a TCP port"),
+                       (["--ssh", sshd.spec(), "--ssh-key", str(tmp_path / "nope")], "no such file"),
+                       (["--remote-python", "python3"], "need --ssh"),
+                       (["--target", "host", "--ssh", sshd.spec()], "only make sense for targets measured over SSH")]:
+        out = run_plaid("bench", "--target", "rpi5", "--space", "df", *args, env=env)
+        assert out.returncode == 2 and says in one_line_error(out), (args, out.stderr)
+    out = run_plaid("bench", "--target", "rpi5", "--space", "df", env=env)
+    assert out.returncode == 2 and "--ssh [USER@]HOST[:PORT]" in one_line_error(out)
+
+
+def test_table_over_ssh_killed_mid_table_then_resumed(sshd, env, tmp_path):
+    remote = tmp_path / "board's \"runs\" $HOME `x`"  # quotes, spaces, $ and backquotes: nothing is interpreted
+    args = bench_args(sshd, remote, "--accept-new-host-key", "--json")
+    lut_dir = Path(env["PLAID_LUT_DIR"])
+
+    proc = subprocess.Popen([sys.executable, "-m", "plaid", *args], env={**os.environ, **env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, table = time.time() + 240, None
+    while time.time() < deadline and proc.poll() is None:
+        tables = list(lut_dir.glob("rpi5-*.sqlite"))
+        if tables and len(rows(tables[0])) >= 2:
+            table = tables[0]
+            break
+        time.sleep(0.05)
+    assert table is not None, proc.communicate()
+    runs = [p for p in remote.iterdir() if p.name.startswith("plaid-")]
+    assert len(runs) == 1 and (runs[0] / "device_bench" / "runner.py").is_file()
+    sshd.kill()  # the board goes away mid-table
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("plaid: error: board ") and "lost" in last and "rerun" in last, err
+    before = rows(table)
+    assert 2 <= len(before) < 6
+
+    sshd.start()  # back: the rerun measures only what is missing, and leaves the board clean
+    again = run_plaid(*bench_args(sshd, remote, "--json"), env=env)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    build = report["build"]
+    assert build["table"] == str(table) and build["already_measured"] == len(before)
+    assert build["measured_now"] == 6 - len(before) and not build["failed"]
+    after = rows(table)
+    assert len(after) == 6 and all(after[k] == v for k, v in before.items())
+    assert list(remote.iterdir()) == [], "the run folders (the killed one too) are removed"
+    assert report["runner"] == "device_bench" and report["runtime_version"].startswith("ai-edge-litert ")
+
+    con = sqlite3.connect(f"file:{table}?mode=ro", uri=True)
+    try:
+        info = [json.loads(i) for (i,) in con.execute("SELECT extra FROM units")]
+    finally:
+        con.close()
+    assert all(i["runner"] == "device_bench" and "temp_before" in i for i in info), info
+    # each run starts with its sentinel's reference measurement (when it has more than one unit to do)
+    assert sum(i.get("sentinel") == "reference" for i in info) == 1 + (6 - len(before) > 1)
+
+    third = run_plaid(*bench_args(sshd, remote, "--json"), env=env)
+    assert third.returncode == 0 and json.loads(third.stdout)["build"]["measured_now"] == 0
+    shown = run_plaid("lut", "show", "--target", "rpi5", "--json", env=env)  # no board needed to read it
+    assert shown.returncode == 0 and all(k in shown.stdout for k in after)
