@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tflite,train,adb,export,dev,bench,ray]'
 	@touch $(STAMP)
 
 # Debian packages the tests use: the JDK, junit4 and libandroid-json-org-java (Android's

@@ -17,6 +17,8 @@ examples:
   plaid search --accuracy-table accs.csv --strategy random
   plaid search --workers 2 --budget 24                  two proxy trainings at a time, one per core
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --workers 4
+  plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --ray auto --workers 8 \
+               --ray-gpus-per-trial 1                  8 trainings at once as tasks on a Ray cluster
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
 
 Every trained candidate is committed to the run's journal the moment it finishes;
@@ -25,6 +27,8 @@ replaying what was trained; a resumed run never reports fewer trainings than it 
 With --workers N, N trainings are in flight at once in N worker processes (cores // N
 threads each); a worker that dies mid-training is replaced and its net trained again (at
 most twice); --resume trains again what was in flight when the run stopped.
+With --ray ADDRESS (or auto) the N trainings are Ray tasks on that running cluster
+(pip install 'plaid[ray]'); a resume may name another cluster with --ray.
 """
 
 
@@ -76,6 +80,13 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=_DEFAULTS["workers"], metavar="N",
                    help="train N candidates at once, in N worker processes with cores // N threads each "
                         "(default 1: one at a time, in this process)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the trainings as tasks on this Ray cluster (auto: RAY_ADDRESS or the one "
+                        "`ray start` began here), --workers of them at once; needs pip install 'plaid[ray]'")
+    p.add_argument("--ray-cpus-per-trial", type=float, metavar="N",
+                   help="CPUs Ray reserves for each training (default 1)")
+    p.add_argument("--ray-gpus-per-trial", type=float, metavar="N",
+                   help="GPUs Ray reserves for each training (default 0; a fraction shares one)")
     p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
@@ -120,13 +131,40 @@ def _config(args):
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
-    return SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
+    cfg = SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
                         seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit,
                         repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
                         device=args.device, table=args.table, workers=args.workers, batch=args.workers)
+    return _ray_options(args, cfg)
+
+
+def _ray_options(args, cfg):
+    """``cfg`` with the --ray options applied (checked; Ray itself must be importable). A
+    resumed Ray run keeps its cluster unless --ray names another."""
+    import dataclasses
+
+    from plaid.errors import UsageError
+    from plaid.search.raypool import check_per_trial, import_ray
+
+    if args.ray is not None and not args.ray.strip():
+        raise UsageError("--ray is empty: give the cluster's address (host:port) or auto")
+    address = args.ray.strip() if args.ray is not None else cfg.ray
+    if not address:
+        for flag, v in (("--ray-cpus-per-trial", args.ray_cpus_per_trial),
+                        ("--ray-gpus-per-trial", args.ray_gpus_per_trial)):
+            if v is not None:
+                raise UsageError(f"{flag} is for Ray tasks: give --ray ADDRESS (or auto) too")
+        return cfg
+    import_ray()  # or one line saying how to install it
+    cpus = cfg.ray_cpus_per_trial if args.ray_cpus_per_trial is None else args.ray_cpus_per_trial
+    gpus = cfg.ray_gpus_per_trial if args.ray_gpus_per_trial is None else args.ray_gpus_per_trial
+    cpus, gpus = check_per_trial(cpus, "--ray-cpus-per-trial"), check_per_trial(gpus, "--ray-gpus-per-trial")
+    if not cpus and not gpus:
+        raise UsageError("a trial needs some resource: --ray-cpus-per-trial and --ray-gpus-per-trial are both 0")
+    return dataclasses.replace(cfg, ray=address, ray_cpus_per_trial=cpus, ray_gpus_per_trial=gpus)
 
 
 def report_lines(summary: dict) -> list[str]:
@@ -158,7 +196,16 @@ def report_lines(summary: dict) -> list[str]:
     for line in summary.get("baselines_beaten", []):
         lines.append(f"baseline  {line}")
     w = summary.get("workers") or {}
-    if w.get("processes", 1) > 1:
+    ray = (w.get("session") or {}).get("ray")
+    if ray:
+        session = w["session"]
+        per = ", ".join(f"{k} {v['finished']} ({v['seconds']:.0f} s)" for k, v in sorted(session["per_node"].items()))
+        died = len(session.get("deaths", []))
+        again = f"; {died} lost with a Ray worker and trained again" if died else ""
+        lines.append(f"ray       {ray['in_flight']} in flight on {ray['address']} ({ray['nodes']} nodes; "
+                     f"{ray['cpus_per_trial']:g} CPU, {ray['gpus_per_trial']:g} GPU per trial); "
+                     f"trainings per node: {per or 'none this session'}{again}")
+    elif w.get("processes", 1) > 1:
         per = ", ".join(f"{k} {v['trainings']} ({v['seconds']:.0f} s)" for k, v in sorted(w["trained_by"].items()))
         died = len(w.get("session", {}).get("deaths", []))
         again = f"; {died} lost to a dying worker and trained again" if died else ""
@@ -183,10 +230,13 @@ def cmd_search(args) -> int:
             if args.budget < 1:
                 raise UsageError(f"--budget must be >= 1, got {args.budget}")
             cfg = dataclasses.replace(cfg, budget=args.budget)
+        cfg = _ray_options(args, cfg)  # a resume may run on another cluster
         run = args.resume
     else:
         cfg = _config(args)
         run = new_run_dir(args.runs_dir, dataclasses.replace(cfg, space=cfg.space or _default_space(cfg.target)))
+    if cfg.ray:
+        run = run.resolve()  # the Ray workers' working folders are not this one
     c = console()
     quiet = args.json
     with ProgressBars(enabled=not quiet) as bars:

@@ -5,8 +5,10 @@ front.json, result.json, front.png).
 With ``workers`` > 1 the trainings run in that many worker processes
 (:class:`plaid.search.workers.WorkerPool`, ``workers`` in flight at once), each building the
 config's evaluator itself, at ``cores // workers`` threads; the baseline nets of the report
-are trained there too, on workers the search leaves idle. One line per training started,
-finished, failed or lost goes to ``log``."""
+are trained there too, on workers the search leaves idle. With ``ray`` set (an address or
+``auto``) the trainings are Ray tasks on that cluster instead (:class:`plaid.search.raypool.RayPool`,
+``workers`` in flight, the evaluator shipped once through the object store). One line per
+training started, finished, failed or lost goes to ``log``."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ from typing import Any, Callable
 from plaid import __version__
 from plaid.errors import PlaidError, UsageError
 from plaid.fsio import atomic_open, atomic_write_text
+
+
+_WHERE = ("ray", "ray_cpus_per_trial", "ray_gpus_per_trial")  # where trainings run: not the run's identity
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class SearchConfig:
     device: str = "cpu"
     table: str = ""  # latency table path; "" = the target's default
     workers: int = 1  # worker processes (1: in this process); the CLI sets batch to match
+    ray: str = ""  # a Ray cluster's address or "auto": trainings run there as tasks ("": here)
+    ray_cpus_per_trial: float = 1.0
+    ray_gpus_per_trial: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -58,11 +66,11 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What a run's journal records and a resume must match: the resolved config
-        without the budget (which a resume may raise) and the number of worker processes
-        (``batch``, the trainings in flight, is what the picks depend on); ``repeats`` only
-        when set, so the journals of runs made before it existed still resume."""
+        without the budget (which a resume may raise), the number of worker processes and
+        where they run (``batch``, the trainings in flight, is what the picks depend on);
+        ``repeats`` only when set, so the journals of runs made before it existed still resume."""
         return {k: v for k, v in self.to_json().items()
-                if k not in ("budget", "workers") and not (k == "repeats" and v == 0)}
+                if k not in ("budget", "workers", *_WHERE) and not (k == "repeats" and v == 0)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
@@ -121,11 +129,21 @@ def worker_evaluator(cfg_json: dict[str, Any], run: str):
     return make_evaluator(cfg, get_space(cfg.space), Path(run), None)
 
 
-def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None]):
-    """The worker pool of a run with ``workers`` > 1 (a context manager), or a null context."""
+def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None], evaluator=None):
+    """The trainer of a run (a context manager): Ray tasks with ``ray`` set, a worker pool
+    with ``workers`` > 1, else a null context (in process)."""
     from plaid.search.workers import WorkerPool, check_workers, cores, threads_per_worker
 
     check_workers(cfg.workers)
+    if cfg.ray:
+        from plaid.search.raypool import RayPool
+
+        if cfg.workers == 1:
+            log("--ray with --workers 1: one training at a time on the cluster (--workers N keeps N in flight)")
+        pool = RayPool(_shippable(evaluator), cfg.ray, cfg.workers, cpus=cfg.ray_cpus_per_trial,
+                       gpus=cfg.ray_gpus_per_trial)
+        pool.on_event = functools.partial(_worker_line, pool, log)
+        return pool
     if cfg.workers == 1:
         return nullcontext(None)
     have = cores()
@@ -136,6 +154,18 @@ def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None]):
                       threads=threads_per_worker(cfg.workers, have))
     pool.on_event = functools.partial(_worker_line, pool, log)
     return pool
+
+
+def _shippable(evaluator):
+    """A copy of the evaluator without the driver's log and progress callbacks (which hold
+    this terminal), to travel to Ray workers."""
+    import copy
+
+    shipped = copy.copy(evaluator)
+    for attr in ("log", "progress"):
+        if getattr(shipped, attr, None) is not None:
+            setattr(shipped, attr, None)
+    return shipped
 
 
 def _worker_line(pool, log: Callable[[str], None], kind: str, worker: str, key: str, detail: dict) -> None:
@@ -350,7 +380,7 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
     from plaid.search.baselines import beaten, evaluate_baselines
 
     evaluator_id = json.dumps(evaluator.describe(), sort_keys=True, default=str)
-    with _pool(cfg, run, log) as pool:
+    with _pool(cfg, run, log, evaluator) as pool:
         baseline_accuracy = _baselines_in(pool, space, run, evaluator_id) if pool is not None else evaluator
         result = search(space, predictor, evaluator, cfg.budget, strategy=cfg.strategy, seed=cfg.seed,
                         window=cfg.window, journal=journal, batch=cfg.batch, pool=cfg.pool, margin=cfg.margin,
