@@ -279,7 +279,9 @@ def test_proxy_trains_deterministically_and_checkpoints(digits, tmp_path):
     path = tmp_path / "ckpt" / f"{arch_sha1(SMALL)}.pt"
     assert path.is_file() and result["checkpoint"] == str(path)
     model = space.build(arch, num_classes=10)
-    model.load_state_dict(torch.load(path, weights_only=True))
+    saved = torch.load(path, weights_only=True)
+    model.load_state_dict(saved["state_dict"])
+    assert saved["plaid"]["kind"] == "proxy" and saved["plaid"]["arch"] == SMALL  # how it was made
     model.eval()
     with torch.inference_mode():
         pred = model(torch.from_numpy(digits.val.x)).argmax(dim=1).numpy()

@@ -1,6 +1,8 @@
 """`plaid train` (issue 17): real training on the built-in digits at 32x32 for a few epochs,
 a resume after ``kill -9`` that ends with the same weights as a run never interrupted, the
-checkpoint's record of how it was made, export's defaults taken from it, and usage errors."""
+checkpoint's record of how it was made (a proxy checkpoint's too), export's defaults taken
+from it, and usage errors. The path search -> train -> export on a real search run is in
+tests/test_train_e2e.py."""
 
 from __future__ import annotations
 
@@ -189,6 +191,40 @@ def test_proxy_checkpoint_at_another_resolution_warns_and_explains(reference, tm
     assert report["diagnosis"] in line
 
 
+def test_a_proxy_checkpoint_carries_its_record_and_older_ones_stay_readable(tmp_path):
+    import shutil
+
+    from plaid.export.checkpoint import load_checkpoint
+    from plaid.spaces import parse_arch
+    from plaid.train.datasets import load_dataset
+    from plaid.train.evaluators import ProxyEvaluator
+    from plaid.train.proxy import ProxyConfig
+
+    run = _fake_run(tmp_path)
+    space, _ = parse_arch(SMALL)
+    digits = load_dataset("digits", 32)
+    ev = ProxyEvaluator(space, digits, ProxyConfig(steps=20, resolution=32, threads=1),
+                        checkpoint_dir=run / "checkpoints")
+    top1 = ev(SMALL)
+    path = Path(ev.results[SMALL]["checkpoint"])
+    saved = torch.load(path, weights_only=True)  # no pickled code: tensors and plain data
+    assert set(saved) == {"state_dict", "plaid"} and saved["plaid"]["schema"] == "plaid.checkpoint/1"
+    ckpt = load_checkpoint(path)
+    rec = ckpt.record
+    assert rec["kind"] == "proxy" and rec["arch"] == SMALL and rec["dataset"] == "digits" and rec["top1"] == top1
+    assert rec["resolution"] == [32, 32] and rec["steps"] == 20 and rec["num_classes"] == 10
+    assert rec["normalization"] == {"mean": list(digits.mean), "std": list(digits.std)}
+    assert rec["config"]["lr"] == ProxyConfig().lr and rec["run"] == str(run.resolve())  # where it lies now
+    moved = tmp_path / "elsewhere.pt"
+    shutil.copy(path, moved)  # out of its run folder: the record is still there, the run is not
+    assert load_checkpoint(moved).record == {k: v for k, v in rec.items() if k != "run"}
+    torch.save(saved["state_dict"], path)  # a checkpoint of an older run: a bare state_dict
+    old = load_checkpoint(path)
+    assert old.record["kind"] == "proxy" and old.record["resolution"] == [32, 32]  # read from the run folder
+    assert old.record["top1"] == 0.6 and old.record["run"] == str(run.resolve())
+    assert all(torch.equal(old.state[k], ckpt.state[k]) for k in ckpt.state)
+
+
 @pytest.mark.parametrize("args, text", [
     ([SMALL], "give -o OUT"),
     (["-o", "x"], "give a network (ARCH or zoo NAME) or --front RUN"),
@@ -233,24 +269,3 @@ def test_an_out_folder_of_another_training_is_refused(reference, tmp_path, capsy
     if not torch.cuda.is_available():
         assert "CUDA is not available here" in error("--device", "cuda", "-o", str(tmp_path / "c"))
         assert not (tmp_path / "c").exists()
-
-
-@pytest.mark.slow
-@pytest.mark.tflite
-def test_front_to_tflite_int8_and_fp32_end_to_end(tmp_path):
-    """The issue's path on a small budget: a front member trained in full at the proxy's
-    resolution, exported to TFLite int8 and fp32 with the defaults its checkpoint gives."""
-    run = _fake_run(tmp_path)
-    out = tmp_path / "best"
-    trained = run_plaid("train", "--front", str(run), "--epochs", "3", "--threads", "1", "-o", str(out))
-    assert trained.returncode == 0, trained.stderr
-    assert "the front's latencies are for 384x640" in trained.stderr
-    bundle = tmp_path / "bundle"
-    proc = run_plaid("export", SMALL, "--checkpoint", str(out / "model.pt"), "--format", "tflite-int8,tflite-fp32",
-                     "--calib", "digits", "--no-measure", "-o", str(bundle))
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads((bundle / "manifest.json").read_text())
-    assert m["status"] == "ok" and (m["input"]["height"], m["input"]["width"]) == (32, 32)
-    assert all(a["parity"]["passed"] for a in m["artifacts"])
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert m["model"]["checkpoint"]["trained"]["top1"] == metrics["top1"] > 0.8

@@ -4,9 +4,10 @@ The weights are checked against the architecture before anything is converted: a
 or extra tensor or a shape mismatch is one clear error, not a half-initialised model.
 
 A checkpoint may say how it was made (:mod:`plaid.train.provenance`): ``plaid train``
-writes the record into the file (``{"state_dict": ..., "plaid": {...}}``, or a ``plaid``
-entry of a safetensors file's metadata, as JSON); a search's proxy checkpoint has it in
-its run folder. The export takes its resolution and normalisation from there."""
+and a search's proxy checkpoints write the record into the file (``{"state_dict": ...,
+"plaid": {...}}``, or a ``plaid`` entry of a safetensors file's metadata, as JSON); a proxy
+checkpoint of an older run (a bare state_dict) has it in its run folder. The export takes
+its resolution and normalisation from there."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from plaid.errors import UsageError
 from plaid.fsio import file_digest
-from plaid.train.provenance import proxy_record, record_of
+from plaid.train.provenance import proxy_record, record_of, with_run
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                              "it was not run") from exc
         fmt, record = "torch", record_of(state)
     state = _unwrap(state, path)
-    return Checkpoint(path, fmt, file_digest(path), state, record or proxy_record(path))
+    return Checkpoint(path, fmt, file_digest(path), state, with_run(record, path) or proxy_record(path))
 
 
 def _safetensors_record(path: Path) -> dict[str, Any] | None:

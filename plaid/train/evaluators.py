@@ -147,6 +147,7 @@ class ProxyEvaluator(Evaluator):
 
         import torch
 
+        from plaid.train.provenance import proxy_made
         from plaid.train.proxy import save_checkpoint, train_and_evaluate
 
         cfg = dataclasses.replace(self.cfg, seed=self.cfg.seed + seed) if seed else self.cfg
@@ -156,7 +157,7 @@ class ProxyEvaluator(Evaluator):
         result = train_and_evaluate(model, self.dataset, cfg, progress=self.progress)
         path = self.checkpoint_path(key) if not seed else None
         if path is not None:
-            save_checkpoint(model, path)
+            save_checkpoint(model, path, record=proxy_made(key, self.dataset, cfg, result))
             result["checkpoint"] = str(path)
         cache[slot] = result
         if self.log is not None:

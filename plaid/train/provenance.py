@@ -10,8 +10,10 @@ dicts), so ``torch.load(weights_only=True)`` reads it, and readers that only kno
     resolution [H, W], normalization {mean, std}, epochs, steps, top1, val_loss,
     config (the trainer's settings), source (the front run and member it came from), plaid
 
-The search's proxy checkpoints (``RUN/checkpoints/<sha1 of the arch>.pt``) stay bare
-state_dicts; their record (``kind`` ``"proxy"``) is read from the run folder they sit in
+The search's proxy checkpoints (``RUN/checkpoints/<sha1 of the arch>.pt``) are written the
+same way with a record of ``kind`` ``"proxy"`` (:func:`proxy_made`: arch, dataset,
+resolution, normalisation, epochs, steps, top-1 and the proxy's settings). Proxy checkpoints
+of older runs are bare state_dicts; their record is read from the run folder they sit in
 (``config.json``, ``result.json``, ``front.json``) by :func:`proxy_record`.
 
 This module does not import torch at import time."""
@@ -37,6 +39,21 @@ def save_trained(state: dict[str, Any], path: Path, record: dict[str, Any]) -> P
     with atomic_path(path) as tmp:
         torch.save({"state_dict": cpu, "plaid": {"schema": SCHEMA, **record}}, tmp)
     return path
+
+
+def proxy_made(arch: str, dataset: Any, cfg: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """The record of a proxy training: ``arch`` trained on ``dataset`` (a
+    :class:`plaid.train.datasets.Dataset`) with ``cfg`` (a ``ProxyConfig``), giving
+    ``result`` (what ``train_and_evaluate`` returned)."""
+    from plaid import __version__
+
+    side = int(cfg.resolution)
+    return {"kind": "proxy", "arch": arch, "task": "classification", "dataset": dataset.name,
+            "num_classes": int(dataset.num_classes), "classes": list(dataset.classes),
+            "train_samples": len(dataset.train),
+            "resolution": [side, side], "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
+            "epochs": result.get("epochs"), "steps": result.get("steps"), "top1": result.get("top1"),
+            "val_loss": result.get("val_loss"), "config": cfg.to_dict(), "plaid": __version__}
 
 
 def _resolution(value: Any) -> list[int] | None:
@@ -78,13 +95,29 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def run_of(path: Path) -> Path | None:
+    """The search run folder a proxy checkpoint lies in (``RUN/checkpoints/NAME.pt`` next to
+    ``RUN/config.json``), or None."""
+    folder = Path(path).resolve().parent
+    return folder.parent if folder.name == "checkpoints" and (folder.parent / "config.json").is_file() else None
+
+
+def with_run(record: dict[str, Any] | None, path: Path) -> dict[str, Any] | None:
+    """A proxy record read from its file, with the run folder the file lies in now (the
+    record cannot know where its run folder will be moved to)."""
+    if record is None or record.get("kind") != "proxy":
+        return record
+    run = run_of(path)
+    return {**record, "run": str(run)} if run is not None else record
+
+
 def proxy_record(path: Path) -> dict[str, Any] | None:
-    """The record of a search's proxy checkpoint, from the run folder it lies in
-    (``RUN/checkpoints/NAME.pt`` next to ``RUN/config.json`` of a proxy-evaluated run);
-    None for any other file."""
+    """The record of an older run's proxy checkpoint (a bare state_dict), from the run folder
+    it lies in (``RUN/checkpoints/NAME.pt`` next to ``RUN/config.json`` of a proxy-evaluated
+    run); None for any other file."""
     path = Path(path)
-    run = path.resolve().parent.parent
-    if path.resolve().parent.name != "checkpoints":
+    run = run_of(path)
+    if run is None:
         return None
     doc = _read_json(run / "config.json")
     cfg = doc.get("config") if isinstance(doc, dict) else None

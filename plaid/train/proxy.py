@@ -275,14 +275,21 @@ def _evaluate(model, dataset: Dataset, device, batch_size: int) -> tuple[float, 
     return correct / n, loss_sum / n
 
 
-def save_checkpoint(model, path: Path | str) -> Path:
+def save_checkpoint(model, path: Path | str, record: dict[str, Any] | None = None) -> Path:
     """Write ``model``'s state_dict (CPU tensors) with ``torch.save``, atomically; load it
-    back with ``torch.load(path, weights_only=True)``."""
+    back with ``torch.load(path, weights_only=True)``. With ``record`` (how the weights were
+    made, :func:`plaid.train.provenance.proxy_made`) the file is ``{"state_dict": ...,
+    "plaid": record}``, as ``plaid train`` writes it; without, a bare state_dict."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if record is not None:
+        from plaid.train.provenance import save_trained
+
+        return save_trained(model.state_dict(), path, record)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
