@@ -42,22 +42,23 @@ def _read_image(path: Path, resolution: int) -> np.ndarray:
         raise UsageError(f"{path}: cannot read image: {exc}") from None
 
 
-def _read_tree(root: Path, classes: list[str], resolution: int, require_all: bool) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+def tree_files(root: Path, classes: list[str], require_all: bool) -> tuple[list[Path], np.ndarray]:
+    """The image files under ``root/<class>/`` in class order, and their labels."""
+    files, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
-        files = _images(folder) if folder.is_dir() else []
-        if require_all and not files:
+        found = _images(folder) if folder.is_dir() else []
+        if require_all and not found:
             raise UsageError(f"imagefolder dataset: {folder} has no .png/.jpg/.jpeg images")
-        xs.extend(_read_image(f, resolution) for f in files)
-        ys.extend([label] * len(files))
-    if not xs:
+        files.extend(found)
+        ys.extend([label] * len(found))
+    if not files:
         raise UsageError(f"imagefolder dataset: no .png/.jpg/.jpeg images under {root}")
-    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+    return files, np.asarray(ys, dtype=np.int64)
 
 
-@DATASETS.register("imagefolder")
-def _load_imagefolder(arg: str, resolution: int) -> Raw:
+def folders(arg: str) -> tuple[Path, Path | None, list[str]]:
+    """(train root, val root or None, class names) of an ``imagefolder:PATH`` spec, checked."""
     root = existing_dir(arg, "imagefolder")
     if importlib.util.find_spec("PIL") is None:
         raise UsageError("the 'imagefolder' dataset needs Pillow (pip install pillow)")
@@ -65,12 +66,26 @@ def _load_imagefolder(arg: str, resolution: int) -> Raw:
     classes = [p.name for p in _class_dirs(train_root)]
     if len(classes) < 2:
         raise UsageError(f"imagefolder dataset: {train_root} needs at least 2 class folders, found {len(classes)}")
-    x, y = _read_tree(train_root, classes, resolution, require_all=True)
     val_root = root / "val"
     if train_root is root or not val_root.is_dir():
-        return Raw(x, y, None, None, classes)
+        return train_root, None, classes
     extra = sorted(set(p.name for p in _class_dirs(val_root)) - set(classes))
     if extra:
         raise UsageError(f"imagefolder dataset: {val_root} has class folders that train/ lacks: {', '.join(extra)}")
-    val_x, val_y = _read_tree(val_root, classes, resolution, require_all=False)
-    return Raw(x, y, val_x, val_y, classes)
+    return train_root, val_root, classes
+
+
+def read_images(files: list[Path], resolution: int) -> np.ndarray:
+    """``files`` read and resized to ``resolution`` x ``resolution``: (N, 3, r, r) uint8."""
+    return np.stack([_read_image(f, resolution) for f in files])
+
+
+@DATASETS.register("imagefolder")
+def _load_imagefolder(arg: str, resolution: int) -> Raw:
+    train_root, val_root, classes = folders(arg)
+    files, y = tree_files(train_root, classes, require_all=True)
+    x = read_images(files, resolution)
+    if val_root is None:
+        return Raw(x, y, None, None, classes)
+    val_files, val_y = tree_files(val_root, classes, require_all=False)
+    return Raw(x, y, read_images(val_files, resolution), val_y, classes)
