@@ -124,8 +124,8 @@ def test_no_command_prints_help():
     assert "examples:" in proc.stdout
 
 
-def test_tx2_bench_says_ssh_is_not_driven_yet():
-    one_line_error(run_plaid("bench", "--target", "tx2"), "measured over ssh, which this plaid version cannot drive yet")
+def test_tx2_bench_without_ssh_says_which_flag_it_needs():
+    one_line_error(run_plaid("bench", "--target", "tx2"), "is measured on a board over SSH: pass --ssh [USER@]HOST[:PORT]")
 
 
 def _options(*command: str) -> dict:
