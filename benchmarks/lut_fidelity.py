@@ -3,8 +3,9 @@
 For DF at 224x224 and PL1A at 384x640: build (or finish) the host table, measure K
 calibration nets and N other sampled nets end to end (whole network converted with the
 same path and run with the same protocol), fit the predictor on the K, and report on the N:
-MAPE, max error, share within ±10%, Kendall's tau; for the calibrated predictor and for the
-plain sum of units. Writes benchmarks/results/lut_fidelity.json.
+MAPE, max error, share within ±10%, Kendall's tau; for the calibrated predictor, for the
+plain sum of units, and for the baseline a table has to beat: a line in MACs fitted on the
+same K nets. Writes benchmarks/results/lut_fidelity.json.
 
     .venv/bin/python benchmarks/lut_fidelity.py [--n 30] [--calibrate 5] [--spaces df pl1a]
 
@@ -47,10 +48,13 @@ def main() -> int:
             val = calibrate_and_validate(target, space, res, table, args.calibrate, args.n, args.seed, bars)
         out["spaces"][name] = {"resolution": list(res), "build": build, "seconds": round(time.time() - t0, 1),
                                "fidelity": val["fidelity"], "fidelity_plain_sum": val["fidelity_plain_sum"],
+                               "fidelity_macs": val.get("fidelity_macs"), "macs_baseline": val.get("macs_baseline"),
                                "calibration": val["calibration"], "validation": val["validation"]}
-        f = val["fidelity"]
+        f, fm = val["fidelity"], val.get("fidelity_macs")
         print(f"{name}@{res[0]}x{res[1]}: MAPE {f['mape_pct']:.2f}%  within±10% {f['within_10pct']:.0%}  "
-              f"tau {f['kendall_tau']:.3f}  (plain sum MAPE {val['fidelity_plain_sum']['mape_pct']:.2f}%)")
+              f"tau {f['kendall_tau']:.3f}  (plain sum MAPE {val['fidelity_plain_sum']['mape_pct']:.2f}%)"
+              + (f"  MACs line: MAPE {fm['mape_pct']:.2f}%  within±10% {fm['within_10pct']:.0%}  "
+                 f"tau {fm['kendall_tau']:.3f}" if fm else ""))
     write_report(args.output, out)
     return 0
 

@@ -245,6 +245,10 @@ def _print_report(report: dict, counts) -> None:
         c.print(f"validate  {f['n']} nets: MAPE {f['mape_pct']:.2f}%, max {f['max_abs_err_pct']:.1f}%, "
                 f"{f['within_10pct']:.0%} within ±10%, Kendall tau {f['kendall_tau']:.3f}  "
                 f"(plain sum: MAPE {f0['mape_pct']:.2f}%)")
+        fm = val.get("fidelity_macs")
+        if fm:
+            c.print(f"baseline  MACs line on the same nets: MAPE {fm['mape_pct']:.2f}%, "
+                    f"{fm['within_10pct']:.0%} within ±10%, Kendall tau {fm['kendall_tau']:.3f}")
         c.print(f"plot      {report.get('plot')}")
     if report.get("baselines"):
         c.print("baselines " + ", ".join(f"{n} {v['median_ms']:.2f} ms" for n, v in report["baselines"].items()))

@@ -79,14 +79,60 @@ def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_val
     params = pred.fit(calib, [measured[space.encode(a)].median_ms for a in calib]) if calib else pred.params
     if calib:
         table.set_calibration(calibration_name(space.name, resolution), params)
+    macs = {space.encode(a): macs_of(space, a, resolution) for a in calib + valid}
     rows = [{"arch": space.encode(a), "measured_ms": measured[space.encode(a)].median_ms,
-             "predicted_ms": pred(a), "plain_sum_ms": p0} for a, p0 in zip(valid, plain)]
+             "predicted_ms": pred(a), "plain_sum_ms": p0, "macs": macs[space.encode(a)]}
+            for a, p0 in zip(valid, plain)]
     report: dict[str, Any] = {"space": space.name, "resolution": list(resolution), "calibration": params,
                               "calibration_archs": [space.encode(a) for a in calib], "validation": rows}
     if rows:
         report["fidelity"] = fidelity([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])
         report["fidelity_plain_sum"] = fidelity([r["plain_sum_ms"] for r in rows], [r["measured_ms"] for r in rows])
+        fit = fit_macs([macs[space.encode(a)] for a in calib], [measured[space.encode(a)].median_ms for a in calib])
+        if fit is not None:
+            for r in rows:
+                r["macs_ms"] = fit(r["macs"])
+            report["macs_baseline"] = {**fit.describe(), "fit_on": "the calibration nets"}
+            report["fidelity_macs"] = fidelity([r["macs_ms"] for r in rows], [r["measured_ms"] for r in rows])
     return report
+
+
+def macs_of(space, arch, resolution: tuple[int, int]) -> int:
+    """Multiply-accumulates of ``arch`` at ``resolution`` (a shape-only pass, no weights)."""
+    from plaid.complexity import build_on_meta, profile
+
+    return int(profile(build_on_meta(space.build, arch), resolution).macs)
+
+
+class MacsLine:
+    """The baseline a latency table has to beat: latency = ``ms_per_gmac`` x GMACs +
+    ``intercept_ms``, least squares on measured nets."""
+
+    def __init__(self, ms_per_gmac: float, intercept_ms: float, n: int) -> None:
+        self.ms_per_gmac, self.intercept_ms, self.n = ms_per_gmac, intercept_ms, n
+
+    def __call__(self, macs: float) -> float:
+        return self.ms_per_gmac * macs / 1e9 + self.intercept_ms
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "latency = a x GMACs + b", "ms_per_gmac": self.ms_per_gmac,
+                "intercept_ms": self.intercept_ms, "n": self.n}
+
+
+def fit_macs(macs: list[float], ms: list[float]) -> MacsLine | None:
+    """Least-squares line through (GMACs, ms); through the origin from one net or nets of
+    equal MACs; None without nets."""
+    import numpy as np
+
+    if not macs:
+        return None
+    x = np.asarray(macs, dtype=np.float64) / 1e9
+    y = np.asarray(ms, dtype=np.float64)
+    if len(x) >= 2 and np.ptp(x) > 0:
+        a, b = np.polyfit(x, y, 1)
+    else:
+        a, b = float(np.dot(x, y) / max(np.dot(x, x), 1e-30)), 0.0
+    return MacsLine(float(a), float(b), len(x))
 
 
 def scatter_png(rows: list[dict], path: Path, title: str) -> Path:
@@ -105,6 +151,9 @@ def scatter_png(rows: list[dict], path: Path, title: str) -> Path:
     if rows and "plain_sum_ms" in rows[0]:
         ax.scatter(m, [r["plain_sum_ms"] for r in rows], s=16, marker="x", color="tab:orange",
                    label="plain sum of units", zorder=2)
+    if rows and "macs_ms" in rows[0]:
+        ax.scatter(m, [r["macs_ms"] for r in rows], s=12, marker="^", facecolors="none", color="tab:green",
+                   label="MACs line (baseline)", zorder=2)
     ax.scatter(m, p, s=14, color="tab:blue", label="predicted (calibrated)", zorder=3)
     ax.set_xlabel("measured end to end (ms)")
     ax.set_ylabel("predicted (ms)")
