@@ -86,7 +86,9 @@ def scene(split: str, index: int, size: tuple[int, int]) -> tuple[np.ndarray, np
         region *= 1.0 - glyph
         region += colour[:, None, None] * glyph
         labels[top:top + side, left:left + side][glyph > INK] = pool_y[k] + 1
-    img += rng.normal(0.0, 0.05, img.shape).astype(np.float32)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    noise *= 0.05
+    img += noise
     return np.clip(img, 0.0, 1.0, out=img), labels
 
 
