@@ -49,8 +49,10 @@ def read_pairs(pairs: Sequence[Pair], size: tuple[int, int], kind: str,
     y = np.empty((len(pairs), h, w), np.uint8)
     workers = max(1, min(8, os.cpu_count() or 1, len(pairs)))
     with ThreadPoolExecutor(workers) as pool:
-        for i, (img, mask) in enumerate(pool.map(lambda p: read_pair(p, size, kind), pairs)):
-            x[i], y[i] = img, mask
+        for start in range(0, len(pairs), 64):  # in chunks: a bad file stops the reading within one chunk
+            chunk = pairs[start:start + 64]
+            for i, (img, mask) in enumerate(pool.map(lambda p: read_pair(p, size, kind), chunk), start):
+                x[i], y[i] = img, mask
     if lut is not None:
         y = lut[y]
     return x, y
