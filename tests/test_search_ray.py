@@ -143,8 +143,10 @@ def test_a_ray_worker_killed_mid_training_is_retried_and_the_front_is_the_serial
     from plaid.cli.search import report_lines
 
     (line,) = [ln for ln in report_lines(s) if ln.startswith("ray")]
-    assert line.startswith(f"ray       2 in flight on {address} (2 nodes; 1 CPU, 0 GPU per trial); "
-                           "trainings per node: ")
+    port = address.rsplit(":", 1)[1]
+    assert session["ray"]["gcs_address"].endswith(f":{port}")  # the cluster it reached
+    assert line.startswith(f"ray       2 in flight on {session['ray']['gcs_address']} (2 nodes; 1 CPU, 0 GPU "
+                           "per trial); trainings per node: ")
     assert line.endswith("; 1 lost with a Ray worker and trained again")
 
 
@@ -195,10 +197,13 @@ def test_a_trial_no_node_can_hold_is_a_one_line_error(cluster, env, tmp_path):  
     (["--ray", "auto", "--ray-cpus-per-trial", "-1"], "--ray-cpus-per-trial must be in 0..1024"),
     (["--ray", "auto", "--ray-cpus-per-trial", "0"], "both 0"),
     (["--ray", " "], "--ray is empty"),
+    (["--ray", "127.0.0.1:1"], "cannot reach the Ray cluster at "),  # not minutes of ray.init retrying
 ])
 def test_bad_ray_options_are_one_line_usage_errors(env, tmp_path, args, fragment):  # noqa: F811
-    one_line_error(run_plaid("search", "--accuracy-table", env["ACCS"], *args, "--runs-dir", str(tmp_path),
-                             env=env), fragment)
+    runs = tmp_path / "runs"
+    one_line_error(run_plaid("search", "--accuracy-table", env["ACCS"], *args, "--runs-dir", str(runs), env=env),
+                   fragment)
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_without_ray_installed_ray_says_how_to_install_it(env, tmp_path):  # noqa: F811

@@ -78,6 +78,30 @@ def _quiet_driver() -> None:
     worker.print_to_stdstream = to_stderr_if_debugging
 
 
+def _reachable(address: str) -> None:
+    """A :class:`UsageError` in one line when the cluster's GCS port does not answer (``ray.init``
+    would retry for minutes, printing warnings)."""
+    import socket
+
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:  # another Ray: let ray.init say it
+        return
+    try:
+        where = canonicalize_bootstrap_address(address)  # "auto": RAY_ADDRESS or the last `ray start` here
+    except Exception as exc:  # noqa: BLE001 - Ray raises several kinds for "no cluster found"
+        raise UsageError(f"no Ray cluster found for --ray {address}: {_one_line(exc)}") from None
+    if where is None:  # "local": Ray starts one in this process
+        return
+    host, _, port = where.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot reach the Ray cluster at {where} ({why}): is `ray start --head` "
+                         "running there?") from None
+
+
 def check_per_trial(value: Any, flag: str) -> float:
     """A per-trial resource amount as Ray takes it: 0, a fraction of one, or whole units."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -140,17 +164,21 @@ class RayPool:
         self.threads = max(1, int(self.cpus))
         self.on_event = on_event or (lambda *a: None)
         _quiet_driver()
+        self._owns = not ray.is_initialized()  # else: plaid used from a program that is connected already
+        if self._owns:
+            _reachable(address)
         try:
-            self.context = ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+            self.context = ray.init(ignore_reinit_error=True, address=address, log_to_driver=False, logging_level=logging.WARNING,
                                     configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"cannot connect to the Ray cluster at {address!r}: {_one_line(exc)}") from None
         try:
+            self.gcs_address = str((getattr(self.context, "address_info", None) or {}).get("gcs_address") or address)
             self.nodes = self._check_fits()
             self._shipped = [ray.put(evaluate)]  # once; tasks get its reference
             self._remote = ray.remote(_train).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         except BaseException:
-            ray.shutdown()
+            self._disconnect()
             raise
         self._queue: deque[_Task] = deque()
         self._background: deque[_Task] = deque()
@@ -221,8 +249,8 @@ class RayPool:
         return " | ".join(parts)
 
     def to_json(self) -> dict:
-        return {"ray": {"address": self.address, "nodes": self.nodes, "cpus_per_trial": self.cpus,
-                        "gpus_per_trial": self.gpus, "in_flight": self.size},
+        return {"ray": {"address": self.address, "gcs_address": self.gcs_address, "nodes": self.nodes,
+                        "cpus_per_trial": self.cpus, "gpus_per_trial": self.gpus, "in_flight": self.size},
                 "threads": self.threads, "retries": self.retries,
                 "per_worker": {k: v.to_json() for k, v in self.stats.items()},
                 "per_node": {k: v.to_json() for k, v in self._by_node().items()}, "deaths": list(self.deaths)}
@@ -244,7 +272,11 @@ class RayPool:
                 pass
         if refs:  # give the cancellations a moment to land before the driver goes
             ray.wait(refs, num_returns=len(refs), timeout=5)
-        ray.shutdown()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._owns:
+            self.ray.shutdown()
 
     def __enter__(self) -> "RayPool":
         return self
