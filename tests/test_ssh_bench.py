@@ -28,7 +28,7 @@ RPI5_EDITS = {  # the preset, shrunk: ~0.7 s per unit, no cool-down waits on thi
     "max_runs = 2000": "max_runs = 100000000",
     "min_seconds = 2.0": "min_seconds = 0.7",
     "cooldown_above_c = 70.0 ": "# cooldown_above_c = 70.0 ",
-    "sentinel_every = 20": "sentinel_every = 3",
+    "sentinel_every = 20": "sentinel_every = 10",  # a reference, one run of device_bench, one check
     "sentinel_tolerance = 0.10": "sentinel_tolerance = 100.0",  # a loaded CI machine drifts; not under test here
 }
 
@@ -64,43 +64,57 @@ def rows(path: Path) -> dict[str, str]:
         con.close()
 
 
-def one_line_error(out) -> str:
-    err = out.stderr.strip()
+def one_line(err: str) -> str:
+    err = err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert err.startswith("plaid: error: ")
     return err
 
 
-def test_refusals_before_any_measurement(sshd, env, tmp_path):
+def plaid_here(monkeypatch, capsys, env: dict, *args: str) -> tuple[int, str]:
+    """The CLI in this process (these runs end before any unit is converted): (exit code, stderr)."""
+    from plaid.cli.main import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    capsys.readouterr()
+    rc = main(list(args))
+    return rc, capsys.readouterr().err
+
+
+def test_refusals_before_any_measurement(sshd, env, tmp_path, monkeypatch, capsys):
     remote = tmp_path / "board"
-    out = run_plaid(*bench_args(sshd, remote), env=env)
-    assert out.returncode == 1 and "not known" in one_line_error(out) and "--accept-new-host-key" in out.stderr
+
+    def bench(*args, **kw):
+        return plaid_here(monkeypatch, capsys, env, *bench_args(sshd, remote, *args, **kw))
+
+    rc, err = bench()
+    assert rc == 1 and "not known" in one_line(err) and "--accept-new-host-key" in err
     assert "127.0.0.1" not in sshd.known_hosts.read_text()
 
-    out = run_plaid(*bench_args(sshd, remote, "--accept-new-host-key", key=keygen(tmp_path / "wrong")), env=env)
-    assert out.returncode == 1 and "refused the login" in one_line_error(out) and "--ssh-key" in out.stderr
+    rc, err = bench("--accept-new-host-key", key=keygen(tmp_path / "wrong"))
+    assert rc == 1 and "refused the login" in one_line(err) and "--ssh-key" in err
 
     bare = tmp_path / "bare python"  # the interpreter without its site-packages: no numpy
     bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
     bare.chmod(0o755)
-    out = run_plaid(*bench_args(sshd, remote, "--accept-new-host-key", python=str(bare)), env=env)
-    err = one_line_error(out)
-    assert out.returncode == 1 and "numpy is missing" in err and "pip install numpy" in err, err
-    out = run_plaid(*bench_args(sshd, remote, python="/no/such/python"), env=env)
-    assert out.returncode == 1 and "--remote-python" in one_line_error(out)
+    rc, err = bench("--accept-new-host-key", python=str(bare))
+    assert rc == 1 and "numpy is missing" in err.splitlines()[-1] and "pip install numpy" in err, err
+    rc, err = bench(python="/no/such/python")
+    assert rc == 1 and "--remote-python" in one_line(err)
     assert [p.name for p in remote.iterdir()] == [], "a refused run leaves its folder behind"
 
     # usage mistakes: exit 2, one line, no connection attempted
     for args, says in [(["--ssh", "pi@host:99999"], "not a TCP port"),
                        (["--ssh", sshd.spec(), "--ssh-key", str(tmp_path / "nope")], "no such file"),
                        (["--remote-python", "python3"], "need --ssh"),
-                       (["--target", "host", "--ssh", sshd.spec()], "only make sense for targets measured over SSH")]:
-        out = run_plaid("bench", "--target", "rpi5", "--space", "df", *args, env=env)
-        assert out.returncode == 2 and says in one_line_error(out), (args, out.stderr)
-    out = run_plaid("bench", "--target", "rpi5", "--space", "df", env=env)
-    assert out.returncode == 2 and "--ssh [USER@]HOST[:PORT]" in one_line_error(out)
+                       (["--target", "host", "--ssh", sshd.spec()], "only make sense for targets measured over SSH"),
+                       ([], "--ssh [USER@]HOST[:PORT]")]:
+        rc, err = plaid_here(monkeypatch, capsys, env, "bench", "--target", "rpi5", "--space", "df", *args)
+        assert rc == 2 and says in one_line(err), (args, err)
 
 
+@pytest.mark.slow
 def test_table_over_ssh_killed_mid_table_then_resumed(sshd, env, tmp_path):
     remote = tmp_path / "board's \"runs\" $HOME `x`"  # quotes, spaces, $ and backquotes: nothing is interpreted
     args = bench_args(sshd, remote, "--accept-new-host-key", "--json")
