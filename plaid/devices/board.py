@@ -226,13 +226,15 @@ class DeviceBenchRunner:
                 wanted.discard(event["key"])
                 on_result({k: v for k, v in event.items() if k != "event"})
 
+        err_name = f"stderr-{self._batches}.txt"  # the runtime's chatter stays on the board
         cmd = (f"cd {sh(self.run_dir)} && TF_CPP_MIN_LOG_LEVEL=3 exec "
-               f"{sh(self.python, '-m', 'device_bench', plan_name)}")
+               f"{sh(self.python, '-m', 'device_bench', plan_name)} 2> {sh(err_name)}")
         what = f"device_bench on {len(models)} model(s)"
         rc, tail = self.conn.stream(cmd, on_line, idle_timeout=self.unit_timeout_s + 60, what=what)
         if rc not in (0, 1) or wanted:
+            out, _ = self.conn.shell(sh("tail", "-n", "1", f"{self.run_dir}/{err_name}"), what="reading its stderr")
             raise PlaidError(f"device_bench on board {self.conn.address} exited with {rc} before timing "
-                             f"{len(wanted)} of {len(models)} model(s): {tail}")
+                             f"{len(wanted)} of {len(models)} model(s): {(out.strip() or tail)[:300]}")
 
     def cleanup(self) -> None:
         """Remove the run folder (best effort: a board that is gone keeps it until the next run)."""

@@ -148,8 +148,8 @@ class SshConnection(Connection):
         except subprocess.TimeoutExpired:
             raise PlaidError(f"board {self.address} did not answer within {timeout:g} s: {what}") from None
         if proc.returncode == 255:
-            raise DeviceLost(f"board {self.address} lost ({_last(proc.stderr.decode(errors='replace'))} "
-                             f"during {what}); rerun to resume")
+            raise DeviceLost(f"board {self.address} lost ({_last(proc.stderr.decode(errors='replace')).rstrip('.')} "
+                             f"during {what})")  # plaid.lut.bench adds what is saved and that a rerun resumes
         return proc
 
     def _shell_raw(self, command: str, timeout: float, what: str) -> str:
@@ -189,7 +189,7 @@ class SshConnection(Connection):
             err.seek(0)
             tail = _last(err.read().decode(errors="replace"))
         if rc == 255:
-            raise DeviceLost(f"board {self.address} lost ({tail} during {what}); rerun to resume")
+            raise DeviceLost(f"board {self.address} lost ({tail.rstrip('.')} during {what})")
         return rc, tail
 
     def push(self, local: Path, remote: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
