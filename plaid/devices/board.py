@@ -66,12 +66,13 @@ class BoardSession:
     """The ``ssh`` transport's session (the plaid.lut.session.Session interface)."""
 
     transport = "ssh"
+    needs = "pass --ssh [USER@]HOST[:PORT]"  # what plaid.lut.session says when a command lacks the board
 
     def __init__(self, target, ssh: str | None = None, ssh_key: Path | None = None, ssh_config: Path | None = None,
                  accept_new_host_key: bool = False, remote_python: str | None = None,
                  remote_dir: str | None = None) -> None:
         if not ssh:
-            raise UsageError(f"target {target.name!r} is measured on a board over SSH: pass --ssh [USER@]HOST[:PORT]")
+            raise UsageError(f"target {target.name!r} is measured on a board over SSH: {self.needs}")
         if target.runtime not in RUNTIME_MODULES:
             raise UsageError(f"target {target.name!r}: device_bench has no {target.runtime} runner yet "
                              f"(runtimes: {', '.join(RUNTIME_MODULES)})")

@@ -98,7 +98,8 @@ def needs_device_message(target) -> str:
     if target.transport == "adb":
         return (f"target {target.name!r} is measured on a phone over ADB: pass --adb-serial SERIAL "
                 "(or HOST:PORT); `plaid devices` lists what is attached")
-    return f"target {target.name!r} needs a device connection ({target.transport})"
+    how = getattr(SESSIONS.get(target.transport), "needs", "") if target.transport in SESSIONS else ""
+    return f"target {target.name!r} needs a device connection ({target.transport}{': ' + how if how else ''})"
 
 
 # --------------------------------------------------------------------------- local
