@@ -147,7 +147,8 @@ def test_a_ray_worker_killed_mid_training_is_retried_and_the_front_is_the_serial
     assert session["ray"]["gcs_address"].endswith(f":{port}")  # the cluster it reached
     assert line.startswith(f"ray       2 in flight on {session['ray']['gcs_address']} (2 nodes; 1 CPU, 0 GPU "
                            "per trial); trainings per node: ")
-    assert line.endswith("; 1 lost with a Ray worker and trained again")
+    assert line.endswith("; 1 lost with a Ray worker or node and trained again")
+    assert death["how"].startswith("WorkerCrashedError: ") and death["how"].endswith(".")  # its first sentence
 
 
 def test_ctrl_c_cancels_the_tasks_in_flight_and_resume_trains_them(cluster, cmd, tmp_path):

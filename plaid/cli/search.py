@@ -201,7 +201,7 @@ def report_lines(summary: dict) -> list[str]:
         session = w["session"]
         per = ", ".join(f"{k} {v['finished']} ({v['seconds']:.0f} s)" for k, v in sorted(session["per_node"].items()))
         died = len(session.get("deaths", []))
-        again = f"; {died} lost with a Ray worker and trained again" if died else ""
+        again = f"; {died} lost with a Ray worker or node and trained again" if died else ""
         nodes = f"{ray['nodes']} node{'s' if ray['nodes'] != 1 else ''}"
         lines.append(f"ray       {ray['in_flight']} in flight on {ray.get('gcs_address') or ray['address']} ({nodes}; "
                      f"{ray['cpus_per_trial']:g} CPU, {ray['gpus_per_trial']:g} GPU per trial); "

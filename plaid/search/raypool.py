@@ -113,6 +113,14 @@ def check_per_trial(value: Any, flag: str) -> float:
     return float(value)
 
 
+def _first_sentence(exc: BaseException) -> str:
+    """``NodeDiedError: Task failed because the node it was running on is dead or
+    unavailable.`` of Ray's paragraph-long messages."""
+    text = _one_line(exc)
+    cut = text.find(". ")
+    return text[:cut + 1] if cut > 0 else text
+
+
 def _train(shipped: list, arch: Any, seed: int, threads: int) -> tuple:
     """One training, in a Ray worker process: the evaluator comes from the object store
     (``shipped`` holds its reference, unresolved), unpickled once per process."""
@@ -320,7 +328,7 @@ class RayPool:
         except TaskCancelledError:
             raise PlaidError(f"{task.key}: its Ray task was cancelled from outside plaid") from None
         except self.ray.exceptions.RayError as exc:  # its worker process or node is gone
-            self._lost(task, _one_line(exc))
+            self._lost(task, _first_sentence(exc))
             return
         label = f"{self._node_ip(node_id)}/{node_id[:6]}:{pid}"
         st = self.stats.setdefault(label, WorkerStats())
