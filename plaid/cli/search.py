@@ -17,8 +17,7 @@ examples:
   plaid search --accuracy-table accs.csv --strategy random
   plaid search --workers 2 --budget 24                  two proxy trainings at a time, one per core
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --workers 4
-  plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --ray auto --workers 8 \
-               --ray-gpus-per-trial 1                  8 trainings at once as tasks on a Ray cluster
+  plaid search --ray auto --workers 8 --ray-gpus-per-trial 1 --device cuda   8 at once on a Ray cluster, 1 GPU each
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
 
 Every trained candidate is committed to the run's journal the moment it finishes;
