@@ -19,7 +19,7 @@ from conftest import run_plaid
 from sshd import keygen, needs_sshd, sshd  # noqa: F401 - sshd: the fixture (tests/sshd.py)
 from test_bench_e2e import TINY_DF
 
-pytestmark = [needs_sshd, pytest.mark.tflite]
+pytestmark = needs_sshd
 
 RPI5_EDITS = {  # the preset, shrunk: ~0.7 s per unit, no cool-down waits on this machine
     "df = [224, 224]": "df = [64, 64]",
@@ -115,6 +115,7 @@ def test_refusals_before_any_measurement(sshd, env, tmp_path, monkeypatch, capsy
 
 
 @pytest.mark.slow
+@pytest.mark.tflite
 def test_table_over_ssh_killed_mid_table_then_resumed(sshd, env, tmp_path):
     remote = tmp_path / "board's \"runs\" $HOME `x`"  # quotes, spaces, $ and backquotes: nothing is interpreted
     args = bench_args(sshd, remote, "--accept-new-host-key", "--json")

@@ -80,3 +80,36 @@ def test_server_killed_mid_command_is_device_lost(sshd):
             conn.shell("true")
     finally:
         conn.close()
+
+
+def test_master_connection_dies_with_a_killed_plaid(sshd):
+    """kill -9 runs no cleanup: the master ssh (its own process group) must end anyway."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    sshd.connect(accept=True).close()  # record the host key
+    script = ("import sys, time; sys.path.insert(0, 'tests'); from sshd import Sshd; from pathlib import Path\n"
+              "from plaid.devices.ssh import SshConnection, SshOptions, SshAddress\n"
+              f"c = SshConnection(SshAddress.parse({sshd.spec()!r}), SshOptions(key=Path({str(sshd.user_key)!r}), "
+              f"config=Path({str(sshd.config)!r})))\n"
+              "print(c._dir, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    control_dir = proc.stdout.readline().strip()
+    assert control_dir
+
+    def masters():
+        return [p for p in psutil.process_iter(["cmdline"]) if any(control_dir in a for a in p.info["cmdline"] or [])]
+
+    assert masters(), "the master ssh is running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while masters() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not masters()

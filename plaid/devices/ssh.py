@@ -66,11 +66,12 @@ class SshConnection(Connection):
         for flag, path in (("--ssh-key", options.key), ("--ssh-config", options.config)):
             if path is not None and not Path(path).is_file():
                 raise UsageError(f"{flag} {path}: no such file")
-        from plaid.procs import scratch_dir
+        from plaid.procs import Group, scratch_dir
 
         self._scratch = scratch_dir("plaid-ssh-")
         self._dir = Path(self._scratch.name)
         self._master: subprocess.Popen | None = None
+        self._group: Group | None = Group()  # the master (and so every command on it) dies with plaid, kill -9 too
         try:
             self._open()
         except BaseException:
@@ -98,9 +99,9 @@ class SshConnection(Connection):
     def _open(self) -> None:
         log = self._dir / "master.log"
         with open(log, "w") as err:
-            self._master = subprocess.Popen([*self._args(master=True)[:-2], "-N", "-o", "ControlPersist=no",
-                                             "--", self.target.host], stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            self._master = self._group.popen([*self._args(master=True)[:-2], "-N", "-o", "ControlPersist=no",
+                                              "--", self.target.host], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 2 * self.options.connect_timeout_s + 5
         while time.monotonic() < deadline:
             if self._master.poll() is not None:
@@ -215,6 +216,9 @@ class SshConnection(Connection):
             except subprocess.TimeoutExpired:
                 master.kill()
                 master.wait()
+        group, self._group = self._group, None
+        if group is not None:
+            group.close()
         self._scratch.cleanup()
 
 
