@@ -184,6 +184,50 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_resume_trains_them(cluster, cmd,
     assert json.loads((run / "config.json").read_text())["config"]["ray"] == "auto"
 
 
+SHIPPED = """
+import json, os, sys
+from plaid.search.raypool import RayPool
+
+def rebuilt(log, data):
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()}\\n")  # one line per unpickling, by the process that unpickles
+    return Evaluator(log, data)
+
+class Evaluator:  # a stand-in for one that holds a dataset
+    def __init__(self, log, data):
+        self.log, self.data = log, data
+    def __reduce__(self):
+        return rebuilt, (self.log, self.data)
+    def __call__(self, arch):
+        return len(self.data) / 1e8 + arch / 100
+
+address, log = sys.argv[1:3]
+with RayPool(Evaluator(log, b"x" * 4_000_000), address, 2) as pool:
+    for i in range(8):
+        pool.submit(i, i)
+    pool.submit("bg", 9, background=True)
+    done = [pool.next() for _ in range(8)]
+    bg = pool.result("bg")
+print(json.dumps({"done": [[d.ticket, d.accuracy, d.worker] for d in done], "bg": bg}))
+"""
+
+
+def test_the_evaluator_travels_once_and_each_ray_worker_unpickles_it_once(cluster, tmp_path):
+    address, ray_env = cluster
+    script, log = tmp_path / "shipped.py", tmp_path / "unpickled"
+    script.write_text(SHIPPED)
+    out = subprocess.run([sys.executable, str(script), address, str(log)], capture_output=True, text=True,
+                         env={**os.environ, **ray_env}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert sorted(t for t, _, _ in r["done"]) == list(range(8))
+    assert all(acc == pytest.approx(0.04 + t / 100) for t, acc, _ in r["done"]) and r["bg"] == pytest.approx(0.13)
+    workers = {w for *_, w in r["done"]}
+    unpickled = log.read_text().split()
+    assert len(unpickled) == len(set(unpickled)) == len(workers) < 8  # once per Ray worker process, not per task
+    assert {w.rsplit(":", 1)[1] for w in workers} == set(unpickled)
+
+
 def test_a_trial_no_node_can_hold_is_a_one_line_error(cluster, env, tmp_path):  # noqa: F811
     address, ray_env = cluster
     runs = tmp_path / "runs"
