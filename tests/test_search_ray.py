@@ -76,7 +76,8 @@ def cluster(env):  # noqa: F811
     try:
         for args in (["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", temp],
                      ["--address", address]):
-            p = subprocess.Popen([ray_bin, "start", *args, *common], env=node_env, start_new_session=True,
+            agent = ["--dashboard-agent-listen-port", str(_free_port())]  # 52365 by default: 2 nodes, 2 suites
+            p = subprocess.Popen([ray_bin, "start", *args, *common, *agent], env=node_env, start_new_session=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             sids.add(p.pid)
             out, _ = p.communicate(timeout=120)
