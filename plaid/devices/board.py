@@ -159,12 +159,18 @@ class DeviceBenchRunner:
         run_dir = f"{base.rstrip('/')}/plaid-{secrets.token_hex(4)}"
         self.conn.check(sh("mkdir", "-m", "700", "--", run_dir), what=f"creating {run_dir}")
         self.run_dir = run_dir
-        self.conn.check(sh("mkdir", "--", f"{run_dir}/device_bench"), what="creating the device_bench folder")
-        for path in sorted(DEVICE_BENCH.glob("*.py")):
-            self.conn.push(path, f"{run_dir}/device_bench/{path.name}")
+        files = sorted(p.relative_to(DEVICE_BENCH.parent) for p in DEVICE_BENCH.rglob("*.py")
+                       if "__pycache__" not in p.parts)
+        folders = sorted({f"{run_dir}/{f.parent.as_posix()}" for f in files})
+        self.conn.check(sh("mkdir", "-p", "--", *folders), what="creating the device_bench folders")
+        for f in files:
+            self.conn.push(DEVICE_BENCH.parent / f, f"{run_dir}/{f.as_posix()}")
         return self._probe()
 
     def _remove_stale(self, base: str) -> None:
+        """Run folders left in ``base`` by an interrupted run (only names plaid makes). Two
+        plaid runs on one board at once are not supported: they would disturb each other's
+        timings anyway."""
         out, rc = self.conn.shell(sh("ls", "-A", "--", base) + " 2>/dev/null", what=f"listing {base}")
         stale = [f"{base.rstrip('/')}/{n}" for n in out.splitlines() if RUN_DIR.match(n)] if rc == 0 else []
         if stale:
