@@ -64,6 +64,16 @@ def rows(path: Path) -> dict[str, str]:
         con.close()
 
 
+def test_hottest_cpu_zone():
+    from plaid.devices.board import hottest_cpu_zone
+
+    assert hottest_cpu_zone("cpu-thermal 52650\n") == {"cpu_c": 52.6}  # a Raspberry Pi 5
+    jetson = "CPU-therm 41500\nGPU-therm 39000\nPMIC-Die 100000\nthermal-fan-est 40700\n"
+    assert hottest_cpu_zone(jetson) == {"cpu_c": 41.5}  # PMIC-Die reads a fixed 100 °C on a TX2
+    assert hottest_cpu_zone("acpitz 27800\n") == {"cpu_c": 27.8}  # no CPU zone: the hottest one
+    assert hottest_cpu_zone("") == {} and hottest_cpu_zone("cpu-thermal \n") == {}
+
+
 def one_line(err: str) -> str:
     err = err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err

@@ -109,16 +109,7 @@ class BoardSession:
     def temperatures(self) -> dict[str, float]:
         """{"cpu_c": the hottest CPU/SoC thermal zone} (the hottest zone when none is named
         so); empty when the board has no readable zone."""
-        out, _ = self.conn.shell(ZONES, what="reading temperatures")
-        zones = []
-        for line in out.splitlines():
-            kind, _, value = line.rpartition(" ")
-            try:
-                zones.append((kind, int(value) / 1000.0))
-            except ValueError:
-                continue
-        cpu = [t for kind, t in zones if CPU_ZONE.search(kind)] or [t for _, t in zones]
-        return {"cpu_c": round(max(cpu), 1)} if cpu else {}
+        return hottest_cpu_zone(self.conn.shell(ZONES, what="reading temperatures")[0])
 
     def close(self) -> None:
         try:
@@ -126,6 +117,20 @@ class BoardSession:
                 self.runner.cleanup()
         finally:
             self.conn.close()
+
+
+def hottest_cpu_zone(zones: str) -> dict[str, float]:
+    """{"cpu_c": ...} from ZONES' output ("TYPE MILLIDEGREES" lines): the hottest zone whose
+    type names the CPU or SoC, else the hottest of all; {} without a readable zone."""
+    read = []
+    for line in zones.splitlines():
+        kind, _, value = line.strip().rpartition(" ")
+        try:
+            read.append((kind, int(value) / 1000.0))
+        except ValueError:
+            continue
+    cpu = [t for kind, t in read if CPU_ZONE.search(kind)] or [t for _, t in read]
+    return {"cpu_c": round(max(cpu), 1)} if cpu else {}
 
 
 class DeviceBenchRunner:
