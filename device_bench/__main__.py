@@ -1,17 +1,16 @@
 """python -m device_bench PLAN.json [-o RESULTS.json]"""
 
-from __future__ import annotations
-
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 from device_bench.runner import OutputError, check_output, emit_line, run_plan, write_json_atomic
 from device_bench.schema import SchemaError, validate_plan
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m device_bench",
         description="Time the models of a plaid benchmark plan with the TFLite interpreter.",

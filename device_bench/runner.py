@@ -1,7 +1,5 @@
 """Time each model of a plan with the TFLite interpreter; statistics and fingerprint."""
 
-from __future__ import annotations
-
 import json
 import os
 import platform
@@ -10,14 +8,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, List
 
 import numpy as np
 
 from device_bench.schema import RESULTS_SCHEMA
 
 
-def stats(times_ms: list[float]) -> dict:
+def stats(times_ms: List[float]) -> dict:
     """median, p90, mean, std (sample), CV (std/mean), min, runs."""
     a = np.asarray(times_ms, dtype=np.float64)
     mean = float(a.mean())
@@ -33,12 +31,12 @@ def stats(times_ms: list[float]) -> dict:
     }
 
 
-def timed_runs(invoke: Callable[[], None], settings: dict, clock=time.perf_counter) -> list[float]:
+def timed_runs(invoke: Callable[[], None], settings: dict, clock=time.perf_counter) -> List[float]:
     """Warm up, then run until both min_runs and min_seconds are met (capped by max_runs /
     max_seconds). Returns per-run milliseconds."""
     for _ in range(settings["warmup_runs"]):
         invoke()
-    times: list[float] = []
+    times: List[float] = []
     start = clock()
     while True:
         t0 = clock()
@@ -73,8 +71,13 @@ def fingerprint() -> dict:
 
 def runtime_info() -> dict:
     try:
-        from importlib.metadata import version
+        try:
+            from importlib.metadata import version  # novermin (Python 3.8+; the fallback below before)
+        except ImportError:
+            from pkg_resources import get_distribution
 
+            def version(name):
+                return get_distribution(name).version
         v = version("ai-edge-litert")
         return {"name": "tflite", "version": f"ai-edge-litert {v}"}
     except Exception:  # noqa: BLE001 - any packaging failure means "unknown"
@@ -91,14 +94,14 @@ def load_interpreter(path: str, settings: dict):
         raise RuntimeError("the GPU delegate is not available in the Python interpreter here")
     interp = Interpreter(**kwargs)
     interp.allocate_tensors()
-    rng = np.random.default_rng(0)
+    rng = np.random.RandomState(0)  # not default_rng: JetPack 4.6's numpy (1.13) predates it
     for d in interp.get_input_details():
         shape, dtype = d["shape"], d["dtype"]
         if np.issubdtype(dtype, np.floating):
             data = rng.standard_normal(shape).astype(dtype)
         else:
             info = np.iinfo(dtype)
-            data = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+            data = rng.randint(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
         interp.set_tensor(d["index"], data)
     return interp
 

@@ -26,8 +26,6 @@ While running, device_bench also prints each result as one JSON line on stdout
 (``{"event": "result", ...}``) so the host can commit it the moment it exists.
 """
 
-from __future__ import annotations
-
 PLAN_SCHEMA = "plaid.plan/1"
 RESULTS_SCHEMA = "plaid.results/1"
 

@@ -121,3 +121,27 @@ def test_real_interpreter_run(tmp_path, tflite_cache):
     ok, missing = doc["results"]
     assert ok["status"] == "ok" and ok["runs"] >= 5 and 0 < ok["median_ms"] < 1000
     assert missing["status"] == "error" and "not found" in missing["error"]
+
+
+def test_what_runs_on_the_device_keeps_to_python_3_6():
+    """JetPack 4.6 (TX2) ships Python 3.6: device_bench and the bundle's TensorRT builder
+    must not need a newer one. vermin (a static minimum-version checker) reads the files."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [str(root / "device_bench"), str(root / "plaid" / "export" / "trt_build_engine.py")]
+    out = _vermin(*files)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_version_check_can_fail(tmp_path):
+    newer = tmp_path / "newer.py"
+    newer.write_text("def f(x: list[int] | None = None):\n    return (y := x)\n")
+    out = _vermin(str(newer))
+    assert out.returncode != 0 and "3.8" in out.stdout, out.stdout + out.stderr
+
+
+def _vermin(*paths: str) -> subprocess.CompletedProcess:
+    code = "import sys, vermin; sys.argv[0] = 'vermin'; sys.exit(vermin.main())"
+    return subprocess.run([sys.executable, "-c", code, "-t=3.6-", "--no-tips", "--violations", "--eval-annotations",
+                           *paths], capture_output=True, text=True)

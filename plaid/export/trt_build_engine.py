@@ -13,8 +13,6 @@ sidecar JSON naming both, and --check refuses an engine whose sidecar does not m
 device instead of letting TensorRT fail obscurely or, worse, run slowly.
 """
 
-from __future__ import annotations
-
 import argparse
 import hashlib
 import json
@@ -23,6 +21,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import List, Optional
 
 HERE = Path(__file__).resolve().parent
 # parity thresholds, as in the bundle's manifest
@@ -54,7 +53,7 @@ def device_identity() -> dict:
     return ident
 
 
-def mismatches(built: dict, here: dict) -> list[str]:
+def mismatches(built: dict, here: dict) -> List[str]:
     """Why an engine built on ``built`` cannot be used on ``here`` (empty: it can)."""
     problems = []
     for key in ("tensorrt", "gpu", "compute_capability"):
@@ -104,7 +103,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def build(onnx_path: Path, engine_path: Path, precision: str, calib_path: Path | None, workspace_mb: int) -> dict:
+def build(onnx_path: Path, engine_path: Path, precision: str, calib_path: Optional[Path], workspace_mb: int) -> dict:
     import numpy as np
     import tensorrt as trt
 
