@@ -35,6 +35,8 @@ import json, os, sys, time
 arch, out, table, log = sys.argv[1:5]
 with open(log, "a") as fh:
     fh.write(f"{os.getppid()} {os.getpid()} {arch}\\n")  # the Ray worker process that runs this training
+if arch in sys.argv[5:]:
+    sys.exit(f"cannot train {arch} here")
 time.sleep(float(os.environ.get("TRAIN_SECONDS", "0.8")))
 json.dump({"accuracy": json.load(open(table))[arch]}, open(out, "w"))
 """
@@ -227,6 +229,19 @@ def test_the_evaluator_travels_once_and_each_ray_worker_unpickles_it_once(cluste
     unpickled = log.read_text().split()
     assert len(unpickled) == len(set(unpickled)) == len(workers) < 8  # once per Ray worker process, not per task
     assert {w.rsplit(":", 1)[1] for w in workers} == set(unpickled)
+
+
+def test_a_training_that_fails_on_ray_stops_the_run_in_one_line(cluster, cmd, tmp_path):
+    address, ray_env = cluster
+    template, log = cmd
+    victim = "pl1a:24x2-32x2-48x1"
+    out = run_plaid("search", "--train-cmd", f"{template} {victim}", "--budget", "8", "--ray", address, "--workers",
+                    "2", "--runs-dir", str(tmp_path / "runs"), "--json", env=ray_env)
+    one_line_error(out, f"training command for {victim!r}: exited with code 1; stderr: cannot train {victim} here",
+                   code=1)
+    assert [a for *_, a in started(log)].count(victim) == 1  # a failed training is not a lost worker: no retry
+    (run,) = (tmp_path / "runs").iterdir()
+    assert victim not in journal_keys(run)
 
 
 def test_a_trial_no_node_can_hold_is_a_one_line_error(cluster, env, tmp_path):  # noqa: F811

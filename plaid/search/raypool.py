@@ -176,8 +176,8 @@ class RayPool:
         if self._owns:
             _reachable(address)
         try:
-            self.context = ray.init(ignore_reinit_error=True, address=address, log_to_driver=False, logging_level=logging.WARNING,
-                                    configure_logging=True)
+            self.context = ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                                    logging_level=logging.WARNING, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"cannot connect to the Ray cluster at {address!r}: {_one_line(exc)}") from None
         try:
