@@ -180,7 +180,10 @@ class SshConnection(Connection):
                     if line is None:
                         break
                     on_line(line)
-                rc = proc.wait(timeout=30)
+                try:
+                    rc = proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    raise PlaidError(f"ssh to board {self.address} did not end after {what}") from None
             finally:
                 if proc.poll() is None:
                     proc.kill()
