@@ -3,7 +3,9 @@ loopback (tests/sshd.py): device_bench is copied to a per-run folder "on the boa
 there with the real TFLite interpreter, on the tiny DF preset of test_bench_e2e (6 units,
 64x64: converted once per test session, shared with that test). Faults: an unknown host
 key, a wrong key, an interpreter without numpy, the server killed mid-table and a rerun
-that resumes without re-measuring; the remote folder has spaces and quotes in its name."""
+that resumes without re-measuring; the remote folders have spaces, quotes, $ and
+backquotes in their names. The run folder's life: stale ones removed, its own removed at
+the end."""
 
 import json
 import os
@@ -176,3 +178,29 @@ def test_table_over_ssh_killed_mid_table_then_resumed(sshd, env, tmp_path):
     assert third.returncode == 0 and json.loads(third.stdout)["build"]["measured_now"] == 0
     shown = run_plaid("lut", "show", "--target", "rpi5", "--json", env=env)  # no board needed to read it
     assert shown.returncode == 0 and all(k in shown.stdout for k in after)
+
+
+def test_session_folder_lifecycle(sshd, tmp_path):
+    """Opening removes what a killed run left (only plaid's own names), copies device_bench
+    into a fresh private folder; closing removes it."""
+    from plaid.devices.board import BoardSession
+    from plaid.targets import load_target
+
+    remote = tmp_path / "runs $(touch pwned) 'q'"
+    (remote / "plaid-0123abcd" / "device_bench").mkdir(parents=True)  # left by a lost run
+    (remote / "plaid-keep").mkdir()  # not a name plaid makes
+    session = BoardSession(load_target("rpi5"), ssh=sshd.spec(), ssh_key=sshd.user_key, ssh_config=sshd.config,
+                           accept_new_host_key=True, remote_python=sys.executable, remote_dir=str(remote))
+    try:
+        runs = sorted(p.name for p in remote.iterdir())
+        assert len(runs) == 2 and "plaid-keep" in runs and "plaid-0123abcd" not in runs
+        run = remote / next(r for r in runs if r != "plaid-keep")
+        assert (run / "device_bench" / "__main__.py").read_bytes() == \
+            (Path(__file__).resolve().parents[1] / "device_bench" / "__main__.py").read_bytes()
+        assert oct(run.stat().st_mode & 0o777) == "0o700"
+        version, fingerprint = session.identity()
+        assert version.startswith("ai-edge-litert ") and fingerprint["runner"] == "device_bench"
+    finally:
+        session.close()
+    assert sorted(p.name for p in remote.iterdir()) == ["plaid-keep"]
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("*")) and not Path("pwned").exists()
