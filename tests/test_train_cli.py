@@ -169,14 +169,20 @@ def test_front_member_is_trained_and_exported_with_its_record(reference, tmp_pat
     assert not any(line.startswith("warning") for line in log)
 
 
-def test_proxy_checkpoint_at_another_resolution_warns_and_explains(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize("written", ["with its record", "bare, as older searches wrote it"])
+def test_proxy_checkpoint_at_another_resolution_warns_and_explains(reference, tmp_path, monkeypatch, written):
     from plaid.export import parity
     from plaid.export.onnx_format import ONNX
     from plaid.export.pipeline import ExportRequest, failure_summary, run_export
+    from plaid.train.provenance import save_trained
 
-    state = torch.load(reference[0] / "model.pt", weights_only=True)["state_dict"]
-    run = _fake_run(tmp_path, proxy_state=state)  # a bare state_dict, as the search writes it
+    saved = torch.load(reference[0] / "model.pt", weights_only=True)
+    run = _fake_run(tmp_path, proxy_state=saved["state_dict"])
     ckpt = next((run / "checkpoints").iterdir())
+    if written == "with its record":  # what the search writes now (the run folder says the same)
+        save_trained(saved["state_dict"], ckpt, {"kind": "proxy", "arch": SMALL, "dataset": "digits", "epochs": 1,
+                                                 "resolution": [32, 32], "top1": 0.6,
+                                                 "normalization": saved["plaid"]["normalization"]})
     monkeypatch.setattr(ONNX, "thresholds", parity.Thresholds(max_rel_error=1e-15))  # parity must fail
     log = []
     result = run_export(ExportRequest(SMALL, tmp_path / "b", formats=("onnx",), checkpoint=ckpt,

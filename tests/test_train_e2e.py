@@ -4,7 +4,8 @@ most accurate member at the proxy's resolution for more epochs, and `plaid expor
 result to TFLite int8 and fp32, whose parity passes and whose manifest carries the trained
 top-1. The space is a four-net PL1A preset and the latency table is filled by hand (real
 SQLite, made-up numbers: no unit is converted or timed for it); the proxy trainings, the
-full training and both conversions are real."""
+full training and both conversions are real. About 90 s of CPU (search 26, train 25, export
+40: onnx2tf); 180 s wall on a loaded 2-core machine."""
 
 from __future__ import annotations
 
@@ -73,10 +74,12 @@ def test_search_train_the_best_member_and_export_it_to_tflite(tmp_path, tflite_c
     assert metrics["dataset"] == "digits-affine" and metrics["resolution"] == [32, 32]  # the proxy's
     assert metrics["epochs"] == EPOCHS and metrics["steps"] > rec["steps"]  # trained longer than the proxy
 
+    # 1,024 val images, not the default 256: the best member here (48x1-48x1-96x1) disagreed in int8 on
+    # 3 of 256 (98.8%) but on 4 of 1,024 (99.6%); the larger sample keeps the 98% bar away from its noise
     bundle = tmp_path / "bundle"
     exported = run_plaid("export", metrics["arch"], "--checkpoint", str(out / "model.pt"), "--format",
-                         "tflite-int8,tflite-fp32", "--calib", "digits-affine", "--no-measure", "-o", str(bundle),
-                         env=env)
+                         "tflite-int8,tflite-fp32", "--calib", "digits-affine", "--parity-samples", "1024", "--no-measure",
+                         "-o", str(bundle), env=env)
     assert exported.returncode == 0, exported.stderr
     assert "exporting at 32x32, the resolution the weights were trained at" in exported.stderr
     m = json.loads((bundle / "manifest.json").read_text())
