@@ -67,3 +67,23 @@ def test_unit_build_is_deterministic():
     a, b = u.build(), u.build()
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_unit_keys_are_the_ones_existing_tables_hold():
+    """Units moved into the spaces (issue 12): every key, of whole spaces and of sampled
+    nets, is byte for byte what the code before the move gave (tests/data/unit_keys.json
+    was written by it), so tables measured before stay valid."""
+    import json
+    from pathlib import Path
+
+    from plaid.spaces import get_space
+
+    golden = json.loads((Path(__file__).parent / "data" / "unit_keys.json").read_text())
+    assert len(golden) == 5
+    for where, want in golden.items():
+        name, res = where.split("@")
+        res = tuple(int(v) for v in res.split("x"))
+        space = get_space(name)
+        assert [u.key for u in space_units(space, res)] == want["all"], where
+        for arch, keys in want["archs"].items():
+            assert [u.key for u in arch_units(space, space.decode(arch), res)] == keys, (where, arch)

@@ -128,6 +128,18 @@ class StagedBackbone(nn.Module):
         return feats
 
 
+class NHWCOut(nn.Module):
+    """Permute a module's NCHW output to NHWC: onnx2tf then drops its layout Transpose, so
+    a latency unit costs what it costs inside a whole network."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x).permute(0, 2, 3, 1)
+
+
 class ClassifierHead(nn.Module):
     """Global average pool + FC."""
 

@@ -126,9 +126,43 @@ class Space(ABC):
     def build(self, arch: Any, **options: Any):
         """A ``torch.nn.Module`` for ``arch`` (imports torch lazily)."""
 
+    # ---- latency units (plaid.spaces.units) -------------------------------------
+    @property
+    def measurable(self) -> bool:
+        """Whether this space says what latency units its members are made of."""
+        return type(self).units is not Space.units and type(self).all_units is not Space.all_units
+
+    def units(self, arch: Any, resolution: tuple[int, int]) -> list:
+        """The :class:`~plaid.spaces.units.Unit` s ``arch`` is made of at ``resolution``,
+        in order (stem, blocks, head): what the latency predictor sums."""
+        raise UsageError(f"space {self.name!r} has no latency units yet: latency tables cover "
+                         f"{said(measurable_spaces())}")
+
+    def all_units(self, resolution: tuple[int, int]) -> list:
+        """Every distinct unit some member contains at ``resolution`` (sorted): what a
+        latency table must measure."""
+        raise UsageError(f"space {self.name!r} has no latency units yet: latency tables cover "
+                         f"{said(measurable_spaces())}")
+
     def describe(self) -> dict[str, Any]:
         """The resolved space config (for `plaid arch list` and run folders)."""
         return {"name": self.name, "task": self.task}
+
+
+def said(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if not names:
+        return "none"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def measurable_spaces() -> list[str]:
+    """Names of the registered spaces whose members a latency table can cover."""
+    from plaid.spaces import SPACES, space_names
+
+    space_names()  # the built-in ones are registered
+    return [name for name, cls in SPACES.items()
+            if isinstance(cls, type) and cls.units is not Space.units and cls.all_units is not Space.all_units]
 
 
 def check_arch_length(text: str) -> None:

@@ -20,6 +20,7 @@ from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import register_space
 from plaid.spaces.base import Limits, Space, check_arch_length, expect
+from plaid.spaces.units import HEAD_CLASSES, Unit, down, unit_builder
 
 KIND_LETTER = {"basic": "R", "bottleneck": "B"}
 LETTER_KIND = {v: k for k, v in KIND_LETTER.items()}
@@ -238,6 +239,47 @@ class DFSpace(Space):
 
         return df_classifier(arch, stem=self.stem, num_classes=num_classes)
 
+    # ---- latency units ---------------------------------------------------------------
+    def units(self, arch: DFArch, resolution: tuple[int, int]) -> list[Unit]:
+        stem, h, w, cin = stem_unit(self, resolution)
+        units = [stem]
+        for stage in arch.stages:
+            prev = None
+            for i, blk in enumerate(stage.blocks):
+                s = 2 if i == 0 else 1
+                proj = s != 1 or cin != blk.out or (blk.inner, blk.out) != prev
+                units.append(Unit(self.name, stage.kind, h, w, cin, blk.out,
+                                  mid=blk.inner if stage.kind == "bottleneck" else 0, stride=s, proj=proj))
+                h, w = down(h, s), down(w, s)
+                cin, prev = blk.out, (blk.inner, blk.out)
+        units.append(Unit(self.name, "head", h, w, cin, HEAD_CLASSES))
+        return units
+
+    def all_units(self, resolution: tuple[int, int]) -> list[Unit]:
+        stem, h, w, c2 = stem_unit(self, resolution)
+        found: set[Unit] = {stem}
+        ins = {c2}
+        for rule in self.rules:
+            outs = set()
+            for kind in rule.kinds:
+                blocks = [self._block(kind, wd) for wd in rule.widths]
+                mid = (lambda b: b.inner) if kind == "bottleneck" else (lambda b: 0)
+                for cin in ins:  # first block: stride 2, always projected
+                    for b in blocks:
+                        found.add(Unit(self.name, kind, h, w, cin, b.out, mid=mid(b), stride=2, proj=True))
+                h2, w2 = down(h, 2), down(w, 2)
+                for p in blocks:  # later blocks follow a no-narrower block
+                    for b in blocks:
+                        if p.le(b) and rule.depth[1] > 1:
+                            proj = p.out != b.out or p != b
+                            found.add(Unit(self.name, kind, h2, w2, p.out, b.out, mid=mid(b), stride=1, proj=proj))
+                outs |= {b.out for b in blocks}
+            h, w = down(h, 2), down(w, 2)
+            ins = outs
+        for cin in ins:
+            found.add(Unit(self.name, "head", h, w, cin, HEAD_CLASSES))
+        return sorted(found)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -250,3 +292,33 @@ class DFSpace(Space):
                 for r in self.rules
             ],
         }
+
+
+def stem_unit(space, resolution: tuple[int, int]) -> tuple[Unit, int, int, int]:
+    """The stem unit at ``resolution`` and the (h, w, channels) after it (two stride-2 convs)."""
+    h, w = resolution
+    c1, c2 = space.stem
+    return Unit(space.name, "stem", h, w, 3, c2, mid=c1), down(down(h, 2), 2), down(down(w, 2), 2), c2
+
+
+@unit_builder("df", "stem")
+def _stem_module(u: Unit):
+    from torch import nn
+
+    from plaid.models.layers import ConvBN
+
+    return nn.Sequential(ConvBN(3, u.mid, 3, 2), ConvBN(u.mid, u.cout, 3, 2))
+
+
+@unit_builder("df", "basic")
+def _basic_module(u: Unit):
+    from plaid.models.resnets import BasicBlock
+
+    return BasicBlock(u.cin, u.cout, u.cout, u.stride, u.proj, 1e-4)
+
+
+@unit_builder("df", "bottleneck")
+def _bottleneck_module(u: Unit):
+    from plaid.models.resnets import Bottleneck
+
+    return Bottleneck(u.cin, u.mid, u.cout, u.stride, u.proj, 1e-4)

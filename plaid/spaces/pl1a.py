@@ -15,6 +15,7 @@ from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import register_space
 from plaid.spaces.base import Space, check_arch_length, expect
+from plaid.spaces.units import HEAD_CLASSES, Unit, down, unit_builder
 
 _STAGE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -118,6 +119,36 @@ class PL1ASpace(Space):
 
         return pl1a_classifier(arch, stem=self.stem, num_classes=num_classes)
 
+    # ---- latency units ---------------------------------------------------------------
+    def units(self, arch: PL1AArch, resolution: tuple[int, int]) -> list[Unit]:
+        stem, h, w, cin = stem_unit(self, resolution)
+        units = [stem]
+        for width, n in arch.stages:
+            for i in range(n):
+                s = 2 if i == 0 else 1
+                units.append(Unit(self.name, "shuffle", h, w, cin, width, stride=s))
+                h, w = down(h, s), down(w, s)
+                cin = width
+        units.append(Unit(self.name, "head", h, w, cin, HEAD_CLASSES))
+        return units
+
+    def all_units(self, resolution: tuple[int, int]) -> list[Unit]:
+        stem, h, w, c2 = stem_unit(self, resolution)
+        found: set[Unit] = {stem}
+        ins = {c2}
+        for _, widths, units in self.rules:
+            for cin in ins:
+                for wd in widths:
+                    found.add(Unit(self.name, "shuffle", h, w, cin, wd, stride=2))
+            h, w = down(h, 2), down(w, 2)
+            if units[1] > 1:
+                for wd in widths:
+                    found.add(Unit(self.name, "shuffle", h, w, wd, wd, stride=1))
+            ins = set(widths)
+        for cin in ins:
+            found.add(Unit(self.name, "head", h, w, cin, HEAD_CLASSES))
+        return sorted(found)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -126,3 +157,28 @@ class PL1ASpace(Space):
             "stem": list(self.stem),
             "stages": [{"name": n, "widths": list(w), "units": list(u)} for n, w, u in self.rules],
         }
+
+
+def stem_unit(space, resolution: tuple[int, int]) -> tuple[Unit, int, int, int]:
+    """The stem unit of a backbone space (``space.stem`` = two widths) at ``resolution``,
+    and the (h, w, channels) after it (two stride-2 steps)."""
+    h, w = resolution
+    c1, c2 = space.stem
+    return Unit(space.name, "stem", h, w, 3, c2, mid=c1), down(down(h, 2), 2), down(down(w, 2), 2), c2
+
+
+@unit_builder("pl1a", "stem")
+def _stem_module(u: Unit):
+    from torch import nn
+
+    from plaid.models.layers import ConvBN
+
+    return nn.Sequential(ConvBN(3, 3, 3, 2, groups=-1, relu=False), ConvBN(3, u.mid, 1),
+                         ConvBN(u.mid, u.mid, 3, 2, groups=-1, relu=False), ConvBN(u.mid, u.cout, 3))
+
+
+@unit_builder("pl1a", "shuffle")
+def _shuffle_module(u: Unit):
+    from plaid.models.shufflenet import ShuffleUnit
+
+    return ShuffleUnit(u.cin, u.cout, u.stride)

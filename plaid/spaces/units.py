@@ -1,0 +1,113 @@
+"""Latency units: the distinct pieces (stem, blocks by signature, head) that an architecture
+is made of at a given input resolution, with readable, versioned keys such as
+``df.basic-in:56x56x64-out:28x28x128-s2-proj``.
+
+Units belong to spaces. A space that can be measured overrides
+:meth:`plaid.spaces.base.Space.units` (the units of one architecture, in order: what the
+predictor sums) and :meth:`~plaid.spaces.base.Space.all_units` (every unit any member can
+contain: what a table must measure), and registers how each of its unit kinds is built
+with :func:`unit_builder`. ``plaid/lut`` only calls those: a space registered with
+``@register_space`` elsewhere (a plug-in, a test) is measurable without editing it.
+
+This module imports no torch; builders import it when a unit is built."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from plaid.registry import Registry
+
+UNIT_VERSION = 2  # 2: channel shuffle as a gather (no Transposes); bump when a unit's built module changes; tables record it
+HEAD_CLASSES = 1000
+
+# "space.kind" (or "*.kind" for every space) -> builder(unit) -> torch module (NCHW output)
+UNIT_BUILDERS: Registry[tuple[Callable[["Unit"], Any], bool]] = Registry("unit kind")
+
+
+def down(n: int, stride: int) -> int:
+    """Spatial size after a 3x3 conv with padding 1 (or 1x1 pad 0) at ``stride``."""
+    return (n - 1) // stride + 1
+
+
+def unit_builder(space: str, kind: str, nhwc: bool = True):
+    """Decorator: ``@unit_builder("pl1a", "shuffle")`` registers ``fn(unit) -> module``
+    for that unit kind of that space (``space="*"``: of every space). With ``nhwc`` the
+    module's output is permuted to NHWC, so converters add no layout Transpose and a unit
+    costs what it costs inside a whole network."""
+    def register(fn: Callable[["Unit"], Any]) -> Callable[["Unit"], Any]:
+        UNIT_BUILDERS.add(f"{space}.{kind}", (fn, nhwc))
+        return fn
+    return register
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    space: str  # the space's name: the key's prefix and the builder's namespace
+    kind: str  # stem | basic | bottleneck | shuffle | head | a kind a space registers
+    h: int  # input height / width
+    w: int
+    cin: int
+    cout: int
+    mid: int = 0  # bottleneck inner width; stem: first conv width
+    stride: int = 1
+    proj: bool = False
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        if self.kind == "stem":
+            return down(down(self.h, 2), 2), down(down(self.w, 2), 2)
+        if self.kind == "head":
+            return 1, 1
+        return down(self.h, self.stride), down(self.w, self.stride)
+
+    @property
+    def key(self) -> str:
+        oh, ow = self.out_hw
+        if self.kind == "head":
+            return f"head-in:{self.h}x{self.w}x{self.cin}-out:{self.cout}"
+        parts = [f"{self.space}.{self.kind}", f"in:{self.h}x{self.w}x{self.cin}"]
+        if self.kind in ("bottleneck", "stem"):
+            parts.append(f"mid:{self.mid}")
+        parts.append(f"out:{oh}x{ow}x{self.cout}")
+        if self.kind not in ("stem",):
+            parts.append(f"s{self.stride}")
+        if self.proj:
+            parts.append("proj")
+        return "-".join(parts)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (1, self.cin, self.h, self.w)
+
+    def build(self):
+        """The unit alone as a tiny module, in eval mode, with fixed weights (deterministic
+        ONNX bytes, so conversion-cache hits), from the builder its space registered."""
+        import torch
+
+        name = f"{self.space}.{self.kind}"
+        if name not in UNIT_BUILDERS:
+            name = f"*.{self.kind}"
+        if name not in UNIT_BUILDERS:
+            raise ValueError(f"no builder for unit kind {self.kind!r} of space {self.space!r} "
+                             "(register one with plaid.spaces.units.unit_builder)")
+        fn, nhwc = UNIT_BUILDERS.get(name)
+        torch.manual_seed(0)
+        module = fn(self)
+        if nhwc:
+            from plaid.models.layers import NHWCOut
+
+            module = NHWCOut(module)
+        return module.eval()
+
+
+def unit_counts(units: list[Unit]) -> Counter:
+    return Counter(u.kind for u in units)
+
+
+@unit_builder("*", "head", nhwc=False)
+def _head(u: Unit):
+    from plaid.models.layers import ClassifierHead
+
+    return ClassifierHead(u.cin, u.cout)
