@@ -84,6 +84,9 @@ NUMERIC = {
     ("search", "--repeats"): ["-1", "1001", HUGE],  # 0 is the default (no repeats)
     ("search", "--seed"): ["-1", HUGE],
     ("search", "--workers"): ["0", "-1", HUGE],
+    # refused without --ray here; with --ray, the ranges (0..1024, whole above 1, not both 0):
+    ("search", "--ray-cpus-per-trial"): "checked with --ray in tests/test_search_ray.py (needs a cluster address)",
+    ("search", "--ray-gpus-per-trial"): "checked with --ray in tests/test_search_ray.py (needs a cluster address)",
     ("export", "--num-classes"): ["-1"],  # 0 and 10**20: tests/test_cli_errors.py
     ("export", "--calib-samples"): ["0", "-1", HUGE],
     ("export", "--parity-samples"): ["0", "-1", HUGE],

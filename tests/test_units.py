@@ -47,7 +47,7 @@ def test_df1_decomposes_like_the_reference():
 
 
 def test_decoder_spaces_are_refused_with_one_line():
-    with pytest.raises(UsageError, match="df and pl1a"):
+    with pytest.raises(UsageError, match="cover the spaces df, pl1a|cover the spaces df and pl1a"):
         space_units(get_space("dfseg"), (1024, 2048))
 
 
