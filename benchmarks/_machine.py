@@ -12,12 +12,25 @@ def machine() -> dict:
             "affinity": sorted(os.sched_getaffinity(0)), "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def write_report(path, report: dict) -> None:
-    """Write a benchmark's JSON (with a trailing newline) and say where."""
+    """Write a benchmark's JSON (with a trailing newline; NaN and infinities as null) and say where."""
     import json
     from pathlib import Path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(finite(report), indent=2, allow_nan=False) + "\n")
     print(f"wrote {path}")

@@ -179,16 +179,6 @@ def _ratio(a, b):
     return round(a / b, 3)
 
 
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10)
@@ -219,7 +209,7 @@ def main() -> int:
             report["wall_time"] = wall(args.repeats, args.wall_budget, Path(tmp))
         print(report["wall_time"]["goal"], flush=True)
     report["load_average_at_end"] = list(os.getloadavg())
-    write_report(args.output, _finite(report))
+    write_report(args.output, report)
     return 0
 
 

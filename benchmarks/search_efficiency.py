@@ -289,7 +289,7 @@ def main() -> int:
     if "pop" in s and "random" in s:
         report["acceptance"] = acceptance(s, args.budget)
         print(report["acceptance"])
-    write_report(args.output, _finite(report))
+    write_report(args.output, report)
     _plot(args.output.with_suffix(".png"), report)
     return 0
 
@@ -308,16 +308,6 @@ def acceptance(s: dict, budget: int) -> dict:
     out["pop_to_99_every_seed"] = s["pop"]["reached_99_every_seed"]
     out["goal"] = "pop <= 1/3 of random's trainings to 98%, reaches 99% every seed with <= 1/2 of random's"
     return out
-
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _plot(path: Path, report: dict) -> None:

@@ -31,12 +31,11 @@ import logging
 import math
 import os
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from plaid.errors import PlaidError, UsageError
-from plaid.search.workers import THREAD_VARS, Done, WorkerStats, _one_line
+from plaid.search.taskpool import Done, Task, TaskPool, WorkerStats
+from plaid.search.workers import THREAD_VARS, _one_line
 
 RAY_VERSION = "2.60.0"
 INSTALL = f"pip install 'plaid[ray]' (ray=={RAY_VERSION})"
@@ -138,19 +137,7 @@ def _train(shipped: list, arch: Any, seed: int, threads: int) -> tuple:
     return acc, time.perf_counter() - t0, ray.get_runtime_context().get_node_id(), os.getpid()
 
 
-@dataclass
-class _Task:
-    ticket: Any
-    arch: Any
-    seed: int
-    key: str
-    background: bool = False
-    attempts: int = 0  # losses of its worker process or node
-    ref: Any = None
-    since: float = 0.0
-
-
-class RayPool:
+class RayPool(TaskPool):
     """Trainings as Ray tasks, at most ``size`` in flight (the search keeps ``batch`` = size
     of its own; the report's baseline nets go in only where the search leaves room). A
     context manager: leaving it normally cancels what nobody waits for, leaving it on an
@@ -188,15 +175,10 @@ class RayPool:
         except BaseException:
             self._disconnect()
             raise
-        self._queue: deque[_Task] = deque()
-        self._background: deque[_Task] = deque()
-        self._flight: dict[Any, _Task] = {}  # object ref -> the task it will hold
-        self._done: deque[Done] = deque()
-        self._results: dict[Any, Done | PlaidError] = {}
-        self._outstanding = 0
+        self._init_queues()
+        self._flight: dict[Any, Task] = {}  # object ref -> the task it will hold
         self.stats: dict[str, WorkerStats] = {}
         self.lost = WorkerStats()  # tasks lost before saying where they ran
-        self.deaths: list[dict] = []
 
     def _check_fits(self) -> int:
         """The alive nodes; a :class:`UsageError` when none has room for one trial (Ray
@@ -213,48 +195,20 @@ class RayPool:
                              f"{self.gpus:g} GPU for one trial ({have})")
         return len(alive)
 
-    # ---- the trainer interface ---------------------------------------------------------------
-    def submit(self, ticket: Any, arch: Any, seed: int = 0, key: str = "", background: bool = False) -> None:
-        task = _Task(ticket, arch, seed, key or str(arch), background)
-        if background:
-            self._background.append(task)
-        else:
-            self._outstanding += 1
-            self._queue.append(task)
-
-    def next(self) -> Done:
-        """The next training of the search to finish (blocks)."""
-        if not self._outstanding:
-            raise RuntimeError("RayPool.next() with nothing submitted")
-        while not self._done:
-            self._step()
-        self._outstanding -= 1
-        return self._done.popleft()
-
-    def result(self, ticket: Any) -> float:
-        """The accuracy of a background task (blocks; submits nothing)."""
-        while ticket not in self._results:
-            if not any(t.ticket == ticket for t in (*self._background, *self._flight.values())):
-                raise KeyError(ticket)
-            self._step()
-        r = self._results.pop(ticket)
-        if isinstance(r, PlaidError):
-            raise r
-        return r.accuracy
-
+    # ---- the trainer interface (submit / next / result: TaskPool) ----------------------------
     def running(self) -> dict[str, str]:
         """task -> the arch it trains (where it runs is known when it is done)."""
         return {f"ray#{t.ticket}": t.key for t in self._flight.values()}
 
     def status(self) -> str:
         """``running 2 | 10.0.0.5/3fa2c1 3 done | 10.0.0.6/77b0e4 2 done, 1 failed``"""
-        parts = [f"running {len(self._flight)}"]
-        for label, st in self._by_node().items():
-            failed = f", {st.failed} failed" if st.failed else ""
-            parts.append(f"{label} {st.finished} done{failed}")
-        if self.lost.failed:
-            parts.append(f"{self.lost.failed} lost")
-        return " | ".join(parts)
+        return super().status() + (f" | {self.lost.failed} lost" if self.lost.failed else "")
+
+    def _in_flight(self) -> list[Task]:
+        return list(self._flight.values())
+
+    def _tallies(self) -> dict[str, WorkerStats]:
+        return self._by_node()
 
     def to_json(self) -> dict:
         return {"ray": {"address": self.address, "gcs_address": self.gcs_address, "nodes": self.nodes,
@@ -311,7 +265,7 @@ class RayPool:
         for ref in ready:
             self._collect(self._flight.pop(ref))
 
-    def _collect(self, task: _Task) -> None:
+    def _collect(self, task: Task) -> None:
         from ray.exceptions import RayTaskError, TaskCancelledError
 
         try:
@@ -336,14 +290,10 @@ class RayPool:
         st.seconds += secs
         if pid not in st.pids:
             st.pids.append(pid)
-        done = Done(task.ticket, float(acc), label, float(secs))
-        if task.background:
-            self._results[task.ticket] = done
-        else:
-            self._done.append(done)
+        self._finished(task, Done(task.ticket, float(acc), label, float(secs)))
         self.on_event("finished", label, task.key, {"accuracy": acc, "seconds": secs, "background": task.background})
 
-    def _lost(self, task: _Task, how: str) -> None:
+    def _lost(self, task: Task, how: str) -> None:
         task.attempts += 1
         self.lost.failed += 1
         self.deaths.append({"worker": "ray", "arch": task.key, "how": how})

@@ -31,24 +31,14 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from plaid.errors import PlaidError, UsageError
+from plaid.search.taskpool import Done, Task, TaskPool, WorkerStats
 
 MAX_WORKERS = 256
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-@dataclass(frozen=True)
-class Done:
-    """A finished training: the ticket it was submitted under, its accuracy, the worker
-    that trained it ("main" in process, "w1".."wN" in a pool) and its wall time."""
-
-    ticket: Any
-    accuracy: float
-    worker: str
-    seconds: float
 
 
 def cores() -> int:
@@ -136,39 +126,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 @dataclass
-class _Task:
-    ticket: Any
-    arch: Any
-    seed: int
-    key: str
-    background: bool = False
-    attempts: int = 0  # worker deaths while training it
-
-
-@dataclass
 class _Worker:
     slot: int
     label: str
     proc: Any
     conn: Any
     ready: bool = False
-    task: _Task | None = None
+    task: Task | None = None
     since: float = 0.0
 
 
-@dataclass
-class WorkerStats:
-    finished: int = 0
-    failed: int = 0  # trainings lost to a dying process or an error
-    seconds: float = 0.0  # spent on finished trainings
-    pids: list[int] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {"finished": self.finished, "failed": self.failed, "seconds": round(self.seconds, 3),
-                "pids": list(self.pids)}
-
-
-class WorkerPool:
+class WorkerPool(TaskPool):
     """N spawned worker processes (see the module docstring); a context manager: leaving
     it normally stops the workers, leaving it on an exception (Ctrl-C included) kills them.
 
@@ -186,54 +154,20 @@ class WorkerPool:
         self.factory, self.size, self.threads, self.retries = factory, workers, max(1, int(threads)), retries
         self.on_event = on_event or (lambda *a: None)
         self._slots: list[_Worker | None] = [None] * workers
-        self._queue: deque[_Task] = deque()  # the search's, first come first served
-        self._background: deque[_Task] = deque()
-        self._done: deque[Done] = deque()
-        self._results: dict[Any, Done | PlaidError] = {}  # background results
-        self._outstanding = 0  # the search's tasks not yet returned by next()
+        self._init_queues()
         self._starts_failed = 0
         self.stats = {f"w{i + 1}": WorkerStats() for i in range(workers)}
-        self.deaths: list[dict] = []  # {"worker", "arch", "how"}
 
-    # ---- the trainer interface ---------------------------------------------------------------
-    def submit(self, ticket: Any, arch: Any, seed: int = 0, key: str = "", background: bool = False) -> None:
-        task = _Task(ticket, arch, seed, key or str(arch), background)
-        (self._background if background else self._queue).append(task)
-        if not background:
-            self._outstanding += 1
-
-    def next(self) -> Done:
-        """The next training of the search to finish (blocks)."""
-        if not self._outstanding:
-            raise RuntimeError("WorkerPool.next() with nothing submitted")
-        while not self._done:
-            self._step()
-        self._outstanding -= 1
-        return self._done.popleft()
-
-    def result(self, ticket: Any) -> float:
-        """The accuracy of a background task (blocks; submits nothing)."""
-        while ticket not in self._results:
-            if not any(t.ticket == ticket for t in self._background) and not any(
-                    w is not None and w.task is not None and w.task.ticket == ticket for w in self._slots):
-                raise KeyError(ticket)
-            self._step()
-        r = self._results.pop(ticket)
-        if isinstance(r, PlaidError):
-            raise r
-        return r.accuracy
-
+    # ---- the trainer interface (submit / next / result / status: TaskPool) -----------------
     def running(self) -> dict[str, str]:
         """worker -> the arch it trains now."""
         return {w.label: w.task.key for w in self._slots if w is not None and w.task is not None}
 
-    def status(self) -> str:
-        """``running 2 | w1 3 done | w2 2 done, 1 failed``"""
-        parts = [f"running {len(self.running())}"]
-        for label, st in self.stats.items():
-            failed = f", {st.failed} failed" if st.failed else ""
-            parts.append(f"{label} {st.finished} done{failed}")
-        return " | ".join(parts)
+    def _in_flight(self) -> list[Task]:
+        return [w.task for w in self._slots if w is not None and w.task is not None]
+
+    def _tallies(self) -> dict[str, WorkerStats]:
+        return self.stats
 
     def to_json(self) -> dict:
         return {"processes": self.size, "threads": self.threads, "retries": self.retries,
