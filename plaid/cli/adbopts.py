@@ -61,19 +61,43 @@ def session_options(args, target) -> dict:
     """Session options for the target's transport; ADB flags on a local target are a mistake."""
     from plaid.errors import UsageError
 
-    given = [f"--{k.replace('_', '-')}" for k in _NAMES if getattr(args, k) is not None]
-    if target.transport != "adb":
-        if given:
-            raise UsageError(f"{', '.join(given)} only make sense for targets measured over ADB (e.g. --target sd845); "
-                             f"target {target.name!r} is measured over {target.transport}")
+    given = given_flags(args, _NAMES)
+    if not for_transport(target, "adb", "ADB (e.g. --target sd845)", given):
         return {}
     if args.apk is not None and args.runner not in (None, "apk"):
         raise UsageError("--apk goes with --runner apk")
     if args.benchmark_binary is not None and args.runner == "apk":
         raise UsageError("--benchmark-binary goes with --runner benchmark_model")
-    for flag, path in (("--benchmark-binary", args.benchmark_binary), ("--apk", args.apk)):
-        if path is not None and not path.is_file():  # local files first, before reaching for the phone
-            raise UsageError(f"{flag} {path}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
+    check_files(("--benchmark-binary", args.benchmark_binary), ("--apk", args.apk))  # before reaching for the phone
     runner = args.runner or ("apk" if args.apk is not None else "benchmark_model")
     return {"serial": args.adb_serial, "connection": args.adb_connection or "python", "runner": runner,
             "benchmark_binary": args.benchmark_binary, "apk": args.apk}
+
+
+# ---- shared with the other transports' options (plaid.cli.sshopts) ---------------------------------
+
+def given_flags(args, names) -> list[str]:
+    """The flags among ``names`` (argparse dests) that the user gave."""
+    return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) is not None]
+
+
+def for_transport(target, transport: str, what: str, given: list[str]) -> bool:
+    """Whether ``target`` is measured over ``transport``; the ``given`` flags of that
+    transport on another target are a usage error."""
+    from plaid.errors import UsageError
+
+    if target.transport == transport:
+        return True
+    if given:
+        raise UsageError(f"{', '.join(given)} only make sense for targets measured over {what}; "
+                         f"target {target.name!r} is measured over {target.transport}")
+    return False
+
+
+def check_files(*flags: tuple[str, Path | None]) -> None:
+    """Each given (flag, path) must name an existing file: one line otherwise."""
+    from plaid.errors import UsageError
+
+    for flag, path in flags:
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
