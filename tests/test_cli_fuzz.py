@@ -77,6 +77,7 @@ NUMERIC = {
     ("search", "--budget"): ["0", "-1", HUGE],
     ("search", "--epochs"): ["0", "-1", HUGE],
     ("search", "--proxy-resolution"): ["0", "-1", "31"],
+    ("search", "--proxy-unstride"): ["-1", "5", HUGE],
     ("search", "--pool"): ["0", "-1", HUGE],
     ("search", "--margin"): ["nan", "inf", "1e999", "-1", "1"],
     ("search", "--audit"): ["nan", "-inf", "-0.1", "0.5"],

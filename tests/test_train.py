@@ -282,6 +282,10 @@ def test_proxy_trains_deterministically_and_checkpoints(digits, tmp_path):
     saved = torch.load(path, weights_only=True)
     model.load_state_dict(saved["state_dict"])
     assert saved["plaid"]["kind"] == "proxy" and saved["plaid"]["arch"] == SMALL  # how it was made
+    assert saved["plaid"]["stem_unstride"] == 1  # the proxy's top-1 is that of the net with one stem stride at 1
+    from plaid.train.proxy import unstride_stem
+
+    unstride_stem(model, saved["plaid"]["stem_unstride"])
     model.eval()
     with torch.inference_mode():
         pred = model(torch.from_numpy(digits.val.x)).argmax(dim=1).numpy()
@@ -421,6 +425,52 @@ def test_zero_init_residual_only_where_the_branch_is_added():
     pl1a, small = parse_arch(SMALL)
     assert zero_init_residual(pl1a.build(small, num_classes=10)) == 0
 
+
+
+def test_unstride_stem_runs_the_last_stem_strides_at_1_and_training_puts_them_back(digits):
+    import torch
+
+    from plaid.train.proxy import ProxyConfig, train_and_evaluate, unstride_stem
+
+    space, arch = parse_arch(SMALL)
+    model = space.build(arch, num_classes=10)
+    x = torch.zeros(2, 3, 32, 32)
+    assert model.backbone(x)[-1].shape[-2:] == (1, 1)  # the PL1A stem leaves stage 3 a 1x1 map at 32x32
+    changed = unstride_stem(model, 1)
+    assert [c for c, _ in changed] == [model.backbone.stem.dw2.conv]  # the last strided conv of the stem
+    assert model.backbone.stem.dw1.conv.stride == (2, 2)
+    assert model.backbone(x)[-1].shape[-2:] == (2, 2)
+    assert len(unstride_stem(space.build(arch, num_classes=10), 9)) == 2  # only what the stem has
+    assert unstride_stem(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, 2)), 1) == []  # no stem: nothing
+
+    df, dfarch = parse_arch("df:R64x1-R128x1-R256x1,512")
+    dfmodel = df.build(dfarch, num_classes=10)
+    assert [c for c, _ in unstride_stem(dfmodel, 1)] == [dfmodel.backbone.stem.conv2.conv]
+
+    fresh = space.build(arch, num_classes=10)
+    cfg = ProxyConfig(steps=30, resolution=32, seed=0, threads=1, stem_unstride=1)
+    result = train_and_evaluate(fresh, digits, cfg)
+    assert result["unstrided"] == 1 and fresh.backbone.stem.dw2.conv.stride == (2, 2)  # put back
+    # the top-1 is that of the net with the stride at 1: evaluated that way it is the same
+    unstride_stem(fresh, 1)
+    fresh.eval()
+    with torch.inference_mode():
+        pred = fresh(torch.from_numpy(digits.val.x)).argmax(dim=1).numpy()
+    assert (pred == digits.val.y).mean() == pytest.approx(result["top1"])
+    with pytest.raises(UsageError, match="stem_unstride must be a non-negative integer"):
+        ProxyConfig(stem_unstride=-1)
+
+
+def test_search_config_of_a_run_made_before_proxy_unstride_resumes_without_it():
+    from plaid.search.run import SearchConfig
+
+    new = SearchConfig()
+    assert new.proxy_unstride == 1 and new.identity()["proxy_unstride"] == 1 and new.identity()["proxy_lr"] == 0.8
+    old = {k: v for k, v in new.to_json().items() if k not in ("proxy_unstride", "proxy_lr")}
+    cfg = SearchConfig.from_json(old)
+    assert (cfg.proxy_unstride, cfg.proxy_lr) == (0, 0.4)  # what runs made before the options did
+    assert "proxy_unstride" not in cfg.identity() and "proxy_lr" not in cfg.identity()
+    assert SearchConfig.from_json(new.to_json()).proxy_unstride == 1
 
 # ---- the user's training command ------------------------------------------------------------------
 

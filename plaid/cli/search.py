@@ -36,7 +36,8 @@ MAX_REPEATS = 1000
 
 # defaults of the options that a resumed run takes from its config.json
 _DEFAULTS = {"target": "host", "space": "", "dataset": "digits-affine", "window": None, "strategy": "pop",
-             "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "train_limit": None,
+             "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "proxy_unstride": 1,
+             "train_limit": None,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
              "margin": None, "audit": 0.05, "repeats": 0, "workers": 1}
 
@@ -60,6 +61,10 @@ def add_parser(sub) -> None:
     p.add_argument("--accuracy-table", metavar="FILE", help="CSV/JSON of arch -> accuracy (benchmarking)")
     p.add_argument("--epochs", type=int, default=_DEFAULTS["epochs"], help="proxy training epochs (default 3)")
     p.add_argument("--proxy-resolution", type=int, default=_DEFAULTS["proxy_resolution"], help="proxy training input size (default 32)")
+    p.add_argument("--proxy-unstride", type=int, default=_DEFAULTS["proxy_unstride"], metavar="N",
+                   help="run the last N stride-2 convolutions of the stem at stride 1 while proxy training, so "
+                        "that a small proxy input leaves the last stage a map larger than 1x1 (default 1; 0: "
+                        "the net exactly as built, as runs before this option)")
     p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
     p.add_argument("--device", default=_DEFAULTS["device"], help="cpu or cuda for the proxy trainer")
     p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
@@ -129,13 +134,16 @@ def _config(args):
     check_workers(args.workers)
     if args.proxy_resolution < 32:
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
+    if not 0 <= args.proxy_unstride <= 4:
+        raise UsageError(f"--proxy-unstride must be in 0..4, got {args.proxy_unstride}")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
     cfg = SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
                         seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit,
                         repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
-                        proxy_resolution=args.proxy_resolution, train_limit=args.train_limit,
+                        proxy_resolution=args.proxy_resolution, proxy_unstride=args.proxy_unstride,
+                        train_limit=args.train_limit,
                         device=args.device, table=args.table, workers=args.workers, batch=args.workers)
     return _ray_options(args, cfg)
 

@@ -42,7 +42,7 @@ class Checkpoint:
         d = {"file": self.path.name, "format": self.format, "sha256": self.sha256, "tensors": len(self.state)}
         if self.record is not None:
             keep = ("kind", "model", "arch", "dataset", "resolution", "normalization", "epochs", "steps", "top1",
-                    "val_loss", "num_classes", "run", "source")
+                    "stem_unstride", "val_loss", "num_classes", "run", "source")
             d["trained"] = {k: self.record[k] for k in keep if self.record.get(k) is not None}
         return d
 

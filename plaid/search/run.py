@@ -29,6 +29,11 @@ from plaid.fsio import atomic_open, atomic_write_text
 _WHERE = ("ray", "ray_cpus_per_trial", "ray_gpus_per_trial")  # where trainings run: not the run's identity
 
 
+# options added after runs existed -> what those runs did (left out of the identity when equal, so
+# their journals still resume, and filled in when their config.json lacks them)
+_NEWER = {"repeats": 0, "proxy_unstride": 0, "proxy_lr": 0.4}
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     target: str = "host"
@@ -49,6 +54,9 @@ class SearchConfig:
     accuracy_table: str = ""
     epochs: int = 3
     proxy_resolution: int = 32
+    # stride-2 convolutions at the end of the stem run at stride 1 in proxy training (ProxyConfig.stem_unstride)
+    proxy_unstride: int = 1
+    proxy_lr: float = 0.8  # the proxy's SGD learning rate (ProxyConfig.lr)
     train_limit: int | None = None
     device: str = "cpu"
     table: str = ""  # latency table path; "" = the target's default
@@ -68,15 +76,18 @@ class SearchConfig:
         """What a run's journal records and a resume must match: the resolved config
         without the budget (which a resume may raise), the number of worker processes and
         where they run (``batch``, the trainings in flight, is what the picks depend on);
-        ``repeats`` only when set, so the journals of runs made before it existed still resume."""
+        the options added since runs existed (``_NEWER``) only when they differ from what
+        those runs did, so their journals still resume."""
         return {k: v for k, v in self.to_json().items()
-                if k not in ("budget", "workers", *_WHERE) and not (k == "repeats" and v == 0)}
+                if k not in ("budget", "workers", *_WHERE) and not (k in _NEWER and v == _NEWER[k])}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SearchConfig":
         d = dict(d)
         d["resolution"] = tuple(d["resolution"]) if d.get("resolution") else None
         d["window"] = tuple(d["window"]) if d.get("window") else None
+        for k, old in _NEWER.items():  # a run made before the option existed ran without it
+            d.setdefault(k, old)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 

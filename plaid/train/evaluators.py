@@ -128,7 +128,8 @@ class ProxyEvaluator(Evaluator):
         from plaid.train.proxy import ProxyConfig
 
         dataset = load_dataset(cfg.dataset, cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
-        proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device)
+        proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device,
+                            stem_unstride=cfg.proxy_unstride, lr=cfg.proxy_lr)
         return make_evaluator(cls.name, space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints",
                               log=log)
 

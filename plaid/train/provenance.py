@@ -53,7 +53,8 @@ def proxy_made(arch: str, dataset: Any, cfg: Any, result: dict[str, Any]) -> dic
             "train_samples": len(dataset.train),
             "resolution": [side, side], "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
             "epochs": result.get("epochs"), "steps": result.get("steps"), "top1": result.get("top1"),
-            "val_loss": result.get("val_loss"), "config": cfg.to_dict(), "plaid": __version__}
+            "val_loss": result.get("val_loss"), "stem_unstride": int(result.get("unstrided", 0)),
+            "config": cfg.to_dict(), "plaid": __version__}
 
 
 def _resolution(value: Any) -> list[int] | None:
@@ -163,6 +164,8 @@ def summary(record: dict[str, Any]) -> str:
         bits.append(f"at {h}x{w}")
     if record.get("dataset"):
         bits.append(f"on {record['dataset']}")
+    if record.get("stem_unstride"):  # the top-1 is that of the net with its last stem strides at 1
+        bits.append(f"with {record['stem_unstride']} stem stride(s) at 1")
     text = " ".join(bits)
     if isinstance(record.get("top1"), (int, float)):
         text += f", top-1 {record['top1']:.4f}"
