@@ -24,9 +24,12 @@ system-deps:
 	  ($(SUDO) apt-get update -qq && \
 	   $(SUDO) apt-get install -y -qq default-jdk-headless junit4 libandroid-json-org-java adb openssh-server >/dev/null)
 
+# the demo trains two candidates at a time where there are two cores (one thread each)
+DEMO_WORKERS ?= $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && echo 2 || echo 1)
+
 demo: setup
 	$(VENV)/bin/plaid arch show df1
-	$(VENV)/bin/plaid search
+	$(VENV)/bin/plaid search --workers $(DEMO_WORKERS)
 
 test: setup system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
