@@ -72,7 +72,8 @@ def main() -> int:
         build_table(target, space, res, table, lambda *a: None)
         lat = Predictor(table, space, res)
         table_name = table.meta.name()
-    proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device="cpu")
+    proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device="cpu",
+                        stem_unstride=cfg.proxy_unstride, lr=cfg.proxy_lr)
     doc = json.loads(args.output.read_text()) if args.output.is_file() else {}
     if doc and doc.get("accuracy", {}).get("proxy") != proxy.to_dict():
         raise SystemExit(f"{args.output} was made with another proxy config; move it away first")
