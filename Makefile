@@ -31,8 +31,12 @@ demo: setup
 	$(VENV)/bin/plaid arch show df1
 	$(VENV)/bin/plaid search --workers $(DEMO_WORKERS)
 
+# the suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time:
+# one per core up to 4 (0 = all in this process)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: setup system-deps
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -5,6 +5,7 @@ training (:class:`Done`), the queued one (:class:`Task`), per-worker tallies
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ class WorkerStats:
                 "pids": list(self.pids)}
 
 
-class TaskPool:
+class TaskPool(ABC):
     """What :class:`WorkerPool` and :class:`plaid.search.raypool.RayPool` share: the trainer
     interface over the search's queue (first come first served), the background queue (the
     report's baselines) and the results. A subclass moves tasks on in ``_step()`` (put
@@ -105,11 +106,14 @@ class TaskPool:
         else:
             self._done.append(done)
 
+    @abstractmethod
     def _in_flight(self) -> list[Task]:
-        raise NotImplementedError
+        """The tasks now training (search and background)."""
 
+    @abstractmethod
     def _tallies(self) -> dict[str, WorkerStats]:
-        raise NotImplementedError
+        """Per-worker counts of finished and failed trainings, for ``status()``."""
 
+    @abstractmethod
     def _step(self) -> None:
-        raise NotImplementedError
+        """Move tasks on once: start queued ones, collect finished ones (may block briefly)."""
