@@ -13,7 +13,7 @@ from device_bench.schema import SchemaError, validate_plan
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m device_bench",
-        description="Time the models of a plaid benchmark plan with the TFLite interpreter.",
+        description="Time the models of a plaid benchmark plan with its runtime (tflite or onnxruntime).",
         epilog="example:\n  python -m device_bench plan.json -o results.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

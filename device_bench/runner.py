@@ -1,4 +1,4 @@
-"""Time each model of a plan with the TFLite interpreter; statistics and fingerprint."""
+"""Time each model of a plan with its runtime (device_bench.runtimes); statistics and fingerprint."""
 
 import json
 import os
@@ -8,10 +8,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import numpy as np
 
+from device_bench import runtimes
 from device_bench.schema import RESULTS_SCHEMA
 
 
@@ -69,46 +70,18 @@ def fingerprint() -> dict:
     }
 
 
-def runtime_info() -> dict:
-    try:
-        try:
-            from importlib.metadata import version  # novermin (Python 3.8+; the fallback below before)
-        except ImportError:
-            from pkg_resources import get_distribution
-
-            def version(name):
-                return get_distribution(name).version
-        v = version("ai-edge-litert")
-        return {"name": "tflite", "version": f"ai-edge-litert {v}"}
-    except Exception:  # noqa: BLE001 - any packaging failure means "unknown"
-        return {"name": "tflite", "version": "unknown"}
+def runtime_info(name: str = "tflite", settings: Optional[dict] = None) -> dict:
+    """{"name", "version"} of a registered runtime (device_bench.runtimes)."""
+    return runtimes.get(name).info(settings)
 
 
 def load_interpreter(path: str, settings: dict):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kwargs = {"model_path": path, "num_threads": settings["threads"]}
-    if settings["delegate"] == "none":
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    elif settings["delegate"] == "gpu":
-        raise RuntimeError("the GPU delegate is not available in the Python interpreter here")
-    interp = Interpreter(**kwargs)
-    interp.allocate_tensors()
-    rng = np.random.RandomState(0)  # not default_rng: JetPack 4.6's numpy (1.13) predates it
-    for d in interp.get_input_details():
-        shape, dtype = d["shape"], d["dtype"]
-        if np.issubdtype(dtype, np.floating):
-            data = rng.standard_normal(shape).astype(dtype)
-        else:
-            info = np.iinfo(dtype)
-            data = rng.randint(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
-        interp.set_tensor(d["index"], data)
-    return interp
+    """A TFLite interpreter with the plan's settings and fixed random inputs set."""
+    return runtimes.Tflite().interpreter(path, settings)
 
 
-def measure_model(path: str, settings: dict) -> dict:
-    interp = load_interpreter(path, settings)
-    return stats(timed_runs(interp.invoke, settings))
+def measure_model(path: str, settings: dict, runtime: str = "tflite") -> dict:
+    return stats(timed_runs(runtimes.get(runtime).load(path, settings), settings))
 
 
 def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: None) -> dict:
@@ -118,7 +91,7 @@ def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: No
         os.sched_setaffinity(0, settings["cpus"])
     doc = {
         "schema": RESULTS_SCHEMA,
-        "runtime": runtime_info(),
+        "runtime": runtime_info(plan.get("runtime", "tflite"), settings),
         "device": fingerprint(),
         "settings": settings,
         "results": [],
@@ -131,7 +104,7 @@ def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: No
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"model file not found: {path}")
-            result = {"key": model["key"], "status": "ok", **measure_model(str(path), settings)}
+            result = {"key": model["key"], "status": "ok", **measure_model(str(path), settings, doc["runtime"]["name"])}
         except Exception as exc:  # noqa: BLE001 - one failing model must not stop the plan
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
             result = {"key": model["key"], "status": "error", "error": msg}

@@ -4,7 +4,7 @@
 Plan (JSON)::
 
     {"schema": "plaid.plan/1",
-     "runtime": "tflite",
+     "runtime": "tflite",                # or "onnxruntime": device_bench.runtimes
      "settings": {"threads": 1, "warmup_runs": 5, "min_runs": 20, "max_runs": 1000,
                   "min_seconds": 1.0, "max_seconds": 20.0, "delegate": "xnnpack",
                   "cpus": [0]},          # CPU affinity; null = leave as is
@@ -25,6 +25,8 @@ Results (JSON)::
 While running, device_bench also prints each result as one JSON line on stdout
 (``{"event": "result", ...}``) so the host can commit it the moment it exists.
 """
+
+from device_bench.runtimes import RUNTIMES
 
 PLAN_SCHEMA = "plaid.plan/1"
 RESULTS_SCHEMA = "plaid.results/1"
@@ -86,8 +88,8 @@ def validate_plan(plan: object) -> dict:
         raise SchemaError("a plan is a JSON object")
     if plan.get("schema") != PLAN_SCHEMA:
         raise SchemaError(f"plan schema must be {PLAN_SCHEMA!r}, got {plan.get('schema')!r}")
-    if plan.get("runtime") != "tflite":
-        raise SchemaError(f"runtime {plan.get('runtime')!r} is not supported here (tflite)")
+    if plan.get("runtime") not in RUNTIMES:
+        raise SchemaError(f"runtime {plan.get('runtime')!r} is not supported here ({', '.join(sorted(RUNTIMES))})")
     models = plan.get("models")
     if not isinstance(models, list) or not models:
         raise SchemaError("plan needs a non-empty 'models' list")

@@ -143,8 +143,9 @@ def onnx2tf_variants(onnx_path: Path, out_dir: Path, calib=None, log: Path | Non
     return found
 
 
-def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[Path, Path]:
-    """Export to ONNX and file it under its content hash. Returns (onnx path, tflite path)."""
+def _export_hashed(module, input_shape: tuple[int, ...], cache: Path, keep_onnx: bool = False) -> tuple[Path, Path]:
+    """Export to ONNX and file it under its content hash (kept only while its TFLite file
+    is not made yet, unless ``keep_onnx``). Returns (onnx path, tflite path)."""
     onnx_dir = cache / "onnx"
     onnx_dir.mkdir(parents=True, exist_ok=True)
     with scratch_dir("plaid-export-") as tmp:
@@ -155,7 +156,7 @@ def _export_hashed(module, input_shape: tuple[int, ...], cache: Path) -> tuple[P
         digest = h.hexdigest()[:32]
         out = cache / "tflite" / f"{digest}.tflite"
         onnx_path = onnx_dir / f"{digest}.onnx"
-        if not out.is_file():
+        if (keep_onnx or not out.is_file()) and not onnx_path.is_file():
             with atomic_path(onnx_path) as dest:
                 shutil.copyfile(onnx_tmp, dest)
     return onnx_path, out
@@ -225,6 +226,18 @@ def tflite_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
                     f.cancel()
                 raise
     return [out for _, _, out in targets]
+
+
+def onnx_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
+    """``jobs``: [(label, build callable, input_shape)] -> ONNX paths (the runtimes that read
+    ONNX: onnxruntime, TensorRT), in order, filed under the same hash as tflite_many's."""
+    cache = cache or cache_dir()
+    paths = []
+    for n, (label, build, shape) in enumerate(jobs, 1):
+        paths.append(_export_hashed(build(), shape, cache, keep_onnx=True)[0])
+        if progress:
+            progress(n, len(jobs), label)
+    return paths
 
 
 def _ops(path: Path) -> list[dict]:

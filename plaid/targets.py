@@ -14,7 +14,7 @@ from plaid.protocol import MeasureProtocol
 class Target:
     name: str
     description: str
-    runtime: str  # tflite | tensorrt
+    runtime: str  # tflite | onnxruntime | tensorrt (device_bench.runtimes times the first two)
     transport: str  # local | adb | ssh
     space: str  # default space
     resolutions: dict[str, tuple[int, int]]
@@ -34,6 +34,17 @@ class Target:
 
     def with_protocol(self, **overrides: Any) -> "Target":
         return replace(self, measure=self.measure.with_settings(f"target {self.name!r}", **overrides))
+
+    def with_runtime(self, runtime: str) -> "Target":
+        """The same target timed by another runtime (`plaid bench --runtime`): its own table."""
+        return replace(self, runtime=runtime)
+
+    def require_runtime(self, runtimes: tuple[str, ...]) -> None:
+        """UsageError unless the runtime is one of ``runtimes`` (what the transport's session
+        can time: each session's constructor asks once the device flags are known)."""
+        if self.runtime not in runtimes:
+            raise UsageError(f"target {self.name!r}: the {self.transport} transport cannot time {self.runtime} "
+                             f"models (it has: {', '.join(runtimes)})")
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "runtime": self.runtime,

@@ -2,6 +2,7 @@
 a complete table from nothing, kill -9 in the middle and resume without re-measuring,
 refusal of a table measured with other settings, one-line errors for broken tables."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -144,3 +145,28 @@ def test_missing_table_and_remote_targets_are_usage_errors(tmp_path):
     assert out.returncode == 2 and "unknown target" in out.stderr
     out = run_plaid("bench", "--space", "dfseg", "--dry-run")
     assert out.returncode == 2 and "df and pl1a" in out.stderr
+
+
+@pytest.fixture
+def quick_env(tmp_path, tflite_cache):
+    return preset_env(tmp_path, tflite_cache, "df", TINY_DF,
+                      {"min_seconds = 0.5": "min_seconds = 0.05", "min_runs = 30": "min_runs = 5",
+                       "df = [224, 224]": "df = [64, 64]"})
+
+
+def test_host_table_timed_by_onnxruntime(quick_env):
+    """`plaid bench --runtime onnxruntime` on the host: the units' ONNX files timed by
+    device_bench with onnxruntime, in a table named for that runtime; the predictor reads it."""
+    proc = run_plaid("bench", "--space", "df", "--runtime", "onnxruntime", "--validate", "2", "--calibrate", "0",
+                     "--json", env=quick_env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["build"]["measured_now"] == 6 and not report["build"]["failed"]
+    table = Path(report["build"]["table"])
+    assert "onnxruntime" in table.name
+    shown = json.loads(run_plaid("lut", "show", "--table", str(table), "--json", env=quick_env).stdout)
+    assert shown["meta"]["runtime"] == "onnxruntime" and shown["meta"]["runtime_version"].startswith("onnxruntime ")
+    assert shown["meta"]["settings"]["converter"].startswith("torch.onnx ")
+    assert len(report["validation"]["validation"]) == 2 and report["validation"]["fidelity"]["n"] == 2, report
+    bad = run_plaid("bench", "--runtime", "tensorflow", env=quick_env)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "onnxruntime" in bad.stderr

@@ -170,3 +170,8 @@ def test_old_adb_transport_spelling_still_works_and_is_hidden(command, capsys):
     assert "--adb-transport is now called --adb-connection" in capsys.readouterr().err
     helptext = run_plaid(command[0], "--help").stdout
     assert "--adb-connection" in helptext and "--adb-transport" not in helptext
+
+
+def test_a_phone_refuses_a_runtime_its_runners_lack_before_connecting():
+    one_line_error(run_plaid("bench", "--target", "sd845", "--adb-serial", "nosuchphone", "--runtime", "onnxruntime"),
+                   "target 'sd845': the adb transport cannot time onnxruntime models (it has: tflite)")

@@ -123,6 +123,54 @@ def test_real_interpreter_run(tmp_path, tflite_cache):
     assert missing["status"] == "error" and "not found" in missing["error"]
 
 
+@pytest.mark.parametrize("delegate", ["none", "xnnpack"])
+def test_onnxruntime_times_the_onnx_file_torch_exports(tmp_path, tflite_cache, delegate):
+    """The onnxruntime runtime: the unit's ONNX file (NCHW, as exported) timed with the plan's
+    threads; its provider named in the results (PyPI's build has no XNNPACK provider: the
+    CPU one), the same statistics as TFLite's."""
+    from plaid.convert import onnx_many
+    from plaid.lut.units import Unit
+
+    u = Unit("df", "basic", 16, 16, 32, 32, stride=1)
+    (path,) = onnx_many([(u.key, u.build, u.input_shape)], tflite_cache)
+    assert path.suffix == ".onnx" and path.is_file()
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps(plan(runtime="onnxruntime", models=[{"key": u.key, "path": str(path)}],
+                                 settings={"min_runs": 5, "min_seconds": 0.05, "warmup_runs": 1,
+                                           "delegate": delegate, "threads": 2})))
+    out = subprocess.run([sys.executable, "-m", "device_bench", str(p), "-o", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = validate_results(json.loads((tmp_path / "r.json").read_text()))
+    assert doc["runtime"]["name"] == "onnxruntime" and doc["runtime"]["version"].startswith("onnxruntime 1.")
+    assert doc["runtime"]["provider"] == "CPUExecutionProvider"
+    (ok,) = doc["results"]
+    assert ok["status"] == "ok" and ok["runs"] >= 5 and 0 < ok["median_ms"] < 1000
+
+
+def test_a_runtime_the_build_lacks_is_an_error_result(tmp_path, tflite_cache):
+    from plaid.convert import onnx_many
+    from plaid.lut.units import Unit
+
+    u = Unit("df", "basic", 16, 16, 32, 32, stride=1)
+    (path,) = onnx_many([(u.key, u.build, u.input_shape)], tflite_cache)
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps(plan(runtime="onnxruntime", models=[{"key": u.key, "path": str(path)}],
+                                 settings={"delegate": "gpu"})))
+    out = subprocess.run([sys.executable, "-m", "device_bench", str(p)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    (result,) = [json.loads(line) for line in out.stdout.splitlines()][1:]
+    assert result["status"] == "error" and "no CUDAExecutionProvider" in result["error"], result
+
+
+def test_the_schema_accepts_the_registered_runtimes():
+    from device_bench.runtimes import RUNTIMES
+
+    assert {"tflite", "onnxruntime"} <= set(RUNTIMES)
+    for name in RUNTIMES:
+        assert validate_plan(plan(runtime=name))["runtime"] == name
+
+
 def test_what_runs_on_the_device_keeps_to_python_3_6():
     """JetPack 4.6 (TX2) ships Python 3.6: device_bench and the bundle's TensorRT builder
     must not need a newer one. vermin (a static minimum-version checker) reads the files."""

@@ -204,3 +204,34 @@ def test_session_folder_lifecycle(sshd, tmp_path):
         session.close()
     assert sorted(p.name for p in remote.iterdir()) == ["plaid-keep"]
     assert not any(p.name == "pwned" for p in tmp_path.rglob("*")) and not Path("pwned").exists()
+
+
+def test_table_over_ssh_timed_by_onnxruntime(sshd, env, tmp_path):
+    """`--runtime onnxruntime`: the ONNX files torch exports are pushed and device_bench times
+    them with onnxruntime on the board; a table of its own beside the TFLite one, and
+    `plaid lut show --target rpi5` keeps to the preset's runtime when both exist."""
+    remote = tmp_path / "ort runs"
+    tflite = run_plaid(*bench_args(sshd, remote, "--accept-new-host-key", "--json"), env=env)
+    assert tflite.returncode == 0, tflite.stderr
+    proc = run_plaid(*bench_args(sshd, remote, "--runtime", "onnxruntime", "--json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["runtime_version"].startswith("onnxruntime ") and report["build"]["measured_now"] == 6
+    tables = {json.loads(run_plaid("lut", "show", "--table", str(p), "--json", env=env).stdout)["meta"]["runtime"]: p
+              for p in Path(env["PLAID_LUT_DIR"]).glob("rpi5-*.sqlite")}
+    assert set(tables) == {"tflite", "onnxruntime"} and report["build"]["table"] == str(tables["onnxruntime"])
+    assert "onnxruntime" in tables["onnxruntime"].name
+    info = [json.loads(i) for (i,) in sqlite3.connect(f"file:{tables['onnxruntime']}?mode=ro", uri=True)
+            .execute("SELECT extra FROM units")]
+    assert all(i["runner"] == "device_bench" for i in info), info
+    assert list(remote.iterdir()) == []
+    shown = run_plaid("lut", "show", "--target", "rpi5", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["meta"]["runtime"] == "tflite"
+
+
+def test_a_runtime_the_transport_cannot_time_is_one_line(sshd, env, tmp_path):
+    proc = run_plaid("bench", "--target", "tx2", "--ssh", sshd.spec(), "--ssh-key", str(sshd.user_key), env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "plaid: error: target 'tx2': the ssh transport cannot time tensorrt models (it has: tflite, onnxruntime)")

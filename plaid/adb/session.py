@@ -26,6 +26,7 @@ class AdbSession(Session):
                  workdir: str | None = None) -> None:
         if not serial:
             raise UsageError(needs_device_message(target))
+        target.require_runtime(self.runtimes)
         self.target = target
         runner_cls = RUNNERS.get(runner)
         self.conn = connect(connection, serial)

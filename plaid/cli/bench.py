@@ -16,6 +16,7 @@ examples:
   plaid bench --space pl1a --validate 30         + measure 30 sampled nets end to end, report the error
   plaid bench --baselines                        DF1, DF2, ResNet-18/50 end to end on this target
   plaid bench --table my.sqlite --threads 2      a table of your own with 2 interpreter threads
+  plaid bench --runtime onnxruntime              the host table timed with onnxruntime (ONNX units)
   plaid bench --target sd845 --dry-run           units of the phone table (no phone needed)
   plaid bench --target sd845 --adb-serial 8ABX0Y1Z --benchmark-binary ./benchmark_model
                                                  measure on a USB phone with TFLite's benchmark_model
@@ -28,6 +29,8 @@ examples:
   plaid bench --target rpi5 --ssh pi@10.0.0.7:2222 --ssh-key ~/.ssh/pi --accept-new-host-key \
               --remote-python /home/pi/venv/bin/python
                                                  first contact: record the board's host key, its venv
+  plaid bench --target rpi5 --ssh pi@raspberrypi.local --runtime onnxruntime
+                                                 the same board timed with onnxruntime instead of TFLite
 
 An interrupted build (Ctrl-C, kill -9, a phone unplugged, an SSH link dropped) resumes where
 it stopped: every unit is committed to the table as soon as it is measured. `plaid devices`
@@ -37,6 +40,12 @@ lists phones.
 
 MAX_THREADS = 1024  # interpreter threads: a C int on every runtime
 MAX_NETS = 1000  # whole networks measured by --validate / --calibrate (as `plaid arch sample -n`)
+
+
+def _runtimes() -> list[str]:
+    from device_bench.runtimes import RUNTIMES
+
+    return sorted(RUNTIMES)
 
 
 def add_parser(sub) -> None:
@@ -50,6 +59,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resolution", "-r", metavar="N|HxW", help="input size (default: the target's for the space)")
     p.add_argument("--table", type=Path, help="table file (default: ~/.cache/plaid/luts/<name>.sqlite)")
     p.add_argument("--threads", type=int, help="interpreter threads (overrides the target)")
+    p.add_argument("--runtime", choices=_runtimes(),
+                   help="runtime that times the models (overrides the target's; its own table): "
+                        "tflite times TFLite files, onnxruntime the ONNX files torch exports")
     p.add_argument("--dry-run", action="store_true", help="list the units and exit")
     p.add_argument("--validate", type=int, default=0, metavar="N", help="measure N sampled nets end to end")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
@@ -77,6 +89,8 @@ def cmd_bench(args) -> int:
         if n is not None and not 0 <= n <= MAX_NETS:
             raise UsageError(f"{flag} takes a count within 0..{MAX_NETS}, got {n} (each net is measured end to end)")
     target = target.with_protocol(threads=args.threads)
+    if args.runtime:
+        target = target.with_runtime(args.runtime)
     space = get_space(args.space or target.space)
     check_space(space)
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)

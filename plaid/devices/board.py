@@ -29,7 +29,7 @@ from plaid.errors import PlaidError, UsageError
 DEVICE_BENCH = Path(__file__).resolve().parents[2] / "device_bench"
 RUN_DIR = re.compile(r"^plaid-[0-9a-f]{8}$")
 # what device_bench needs on the board for each runtime: (module, package to install)
-RUNTIME_MODULES = {"tflite": ("ai_edge_litert.interpreter", "ai-edge-litert")}
+RUNTIME_MODULES = {"tflite": ("ai_edge_litert.interpreter", "ai-edge-litert"), "onnxruntime": ("onnxruntime", "onnxruntime")}
 
 # Runs on the board with its interpreter, in the run folder: only the standard library
 # until it knows numpy and the runtime import, Python 3.6 syntax.
@@ -47,7 +47,7 @@ else:
             break
 if "missing" not in out:
     from device_bench.runner import fingerprint, runtime_info
-    out["runtime"], out["device"] = runtime_info(), fingerprint()
+    out["runtime"], out["device"] = runtime_info(sys.argv[3]), fingerprint()
 try:
     with open("/proc/device-tree/model") as fh:
         out["board"] = fh.read().strip("\x00\n ")
@@ -66,6 +66,7 @@ class BoardSession:
     """The ``ssh`` transport's session (the plaid.lut.session.Session interface)."""
 
     transport = "ssh"
+    runtimes = tuple(RUNTIME_MODULES)
     needs = "pass --ssh [USER@]HOST[:PORT]"  # what plaid.lut.session says when a command lacks the board
 
     def __init__(self, target, ssh: str | None = None, ssh_key: Path | None = None, ssh_config: Path | None = None,
@@ -73,9 +74,7 @@ class BoardSession:
                  remote_dir: str | None = None) -> None:
         if not ssh:
             raise UsageError(f"target {target.name!r} is measured on a board over SSH: {self.needs}")
-        if target.runtime not in RUNTIME_MODULES:
-            raise UsageError(f"target {target.name!r}: device_bench has no {target.runtime} runner yet "
-                             f"(runtimes: {', '.join(RUNTIME_MODULES)})")
+        target.require_runtime(self.runtimes)
         address = SshAddress.parse(ssh)
         self.target = target
         self.python = remote_python or target.python or "python3"
@@ -183,7 +182,7 @@ class DeviceBenchRunner:
 
     def _probe(self) -> dict:
         module, package = RUNTIME_MODULES[self.target.runtime]
-        cmd = f"cd {sh(self.run_dir)} && {sh(self.python, '-c', PROBE, module, package)}"
+        cmd = f"cd {sh(self.run_dir)} && {sh(self.python, '-c', PROBE, module, package, self.target.runtime)}"
         out, rc = self.conn.shell(cmd, timeout=60, what=f"checking {self.python} on the board")
         at = self.conn.address
         if rc in (126, 127):
@@ -215,7 +214,7 @@ class DeviceBenchRunner:
 
         for key, path in models:
             if key not in self._pushed:
-                name = f"m-{hashlib.sha256(key.encode()).hexdigest()[:16]}.tflite"
+                name = f"m-{hashlib.sha256(key.encode()).hexdigest()[:16]}{Path(path).suffix}"
                 self.conn.push(Path(path), f"{self.run_dir}/{name}", timeout=max(60.0, self.unit_timeout_s))
                 self._pushed[key] = name
         plan = validate_plan({"schema": PLAN_SCHEMA, "runtime": self.target.runtime, "settings": self.settings,

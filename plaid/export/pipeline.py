@@ -152,12 +152,15 @@ def _output_classes(model, hw: tuple[int, int]) -> int:
 
 
 def _latency(art, ctx: ExportContext, target, log: Log) -> dict[str, Any] | None:
-    """Latency of a TFLite artifact on the target, with the target's measurement protocol,
-    when the target is reachable: the host, or a phone whose session is open (--adb-serial)."""
+    """Latency of an artifact the target's runtime reads (TFLite for tflite, ONNX for
+    onnxruntime) on the target, with the target's measurement protocol, when the target is
+    reachable: the host, or a device whose session is open (--adb-serial, --ssh)."""
+    from device_bench.runtimes import RUNTIMES
     from plaid.lut.bench import measure_models
     from plaid.lut.session import has_session, session_for
 
-    if not art.files[0].endswith(".tflite") or not has_session(target):
+    runtime = RUNTIMES.get(target.runtime)
+    if runtime is None or not art.files[0].endswith(runtime.suffix) or not has_session(target):
         return None
     got: dict[str, Any] = {}
     log(f"{art.format}: timing on {target.name}")

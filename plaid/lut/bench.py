@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from plaid.errors import PlaidError
+from plaid.errors import PlaidError, UsageError
 from plaid.lut.latency import Latency
 from plaid.lut.store import LatencyTable, TableMeta
 from plaid.lut.session import DeviceLost
 from plaid.lut.units import UNIT_VERSION, Unit, space_units
 from plaid.progress import Progress, no_progress
+
+# the model file each target runtime is timed from: made here by onnx2tf (tflite) or
+# exported by torch and read as is (onnxruntime; tensorrt builds its engine on the device)
+CONVERTERS = {"tflite": "tflite", "onnxruntime": "onnx", "tensorrt": "onnx"}
+
 
 def lut_dir() -> Path:
     from plaid.convert import cache_dir
@@ -30,15 +35,19 @@ def target_meta(target, space_name: str = "") -> TableMeta:
     runtime_version, fingerprint = session_for(target).identity()
     settings = target.measure.identity()
     settings["units"] = UNIT_VERSION
-    settings["converter"] = _converter_version()
+    settings["converter"] = _converter_version(target.runtime)
     return TableMeta(target=target.name, runtime=target.runtime, runtime_version=runtime_version,
                      settings=settings, fingerprint=fingerprint, space=space_name)
 
 
-def _converter_version() -> str:
+def _converter_version(runtime: str = "tflite") -> str:
     from importlib.metadata import version
 
-    return f"onnx2tf {version('onnx2tf')}"
+    if CONVERTERS.get(runtime, "tflite") == "tflite":
+        return f"onnx2tf {version('onnx2tf')}"
+    from plaid.convert import OPSET
+
+    return f"torch.onnx {version('torch')} opset {OPSET}"
 
 
 def open_table(target, space_name: str, path: Path | None, create: bool) -> LatencyTable:
@@ -55,7 +64,6 @@ def open_table(target, space_name: str, path: Path | None, create: bool) -> Late
 def saved_table(target) -> Path:
     """The one table measured earlier for ``target`` in lut_dir(); a device target's table
     name depends on the device's fingerprint, so it is found by its meta."""
-    from plaid.errors import UsageError
 
     found = []
     for path in sorted(lut_dir().glob(f"{target.name}-*.sqlite")):
@@ -65,6 +73,9 @@ def saved_table(target) -> Path:
                     found.append(path)
         except PlaidError:
             continue  # not a table of ours, or damaged: not a candidate
+    if len(found) > 1:  # one per runtime (`plaid bench --runtime`): the target's own first
+        same = [p for p in found if _meta_runtime(p) == target.runtime]
+        found = same or found
     if len(found) == 1:
         return found[0]
     if not found:
@@ -73,6 +84,11 @@ def saved_table(target) -> Path:
         raise UsageError(f"no latency table for {target.name!r} in {lut_dir()} yet: measure one with {how}")
     raise UsageError(f"{len(found)} latency tables for {target.name!r} (one per device): pick one with "
                      f"--table, e.g. --table {found[0]}")
+
+
+def _meta_runtime(path: Path) -> str:
+    with LatencyTable.open(path) as table:
+        return table.meta.runtime
 
 
 @dataclass
@@ -90,12 +106,21 @@ class BuildReport:
                 "warnings": self.warnings}
 
 
-def convert_units(units: list[Unit], progress: Progress = no_progress) -> dict[str, Path]:
-    """fp32 TFLite file per unit key (cached: converted once ever; in parallel)."""
-    from plaid.convert import tflite_many
+def model_files(jobs, runtime: str, progress: Progress = no_progress) -> list[Path]:
+    """``jobs`` [(label, build callable, input shape)] -> the model file ``runtime`` reads,
+    in order: fp32 TFLite for tflite (cached: converted once ever; in parallel), ONNX for
+    the runtimes that read ONNX (onnxruntime; tensorrt builds its engine on the device)."""
+    from plaid.convert import onnx_many, tflite_many
 
-    paths = tflite_many([(u.key, u.build, u.input_shape) for u in units],
-                        progress=lambda d, t, label: progress("convert", d, t, label))
+    if runtime not in CONVERTERS:
+        raise UsageError(f"plaid cannot make models for runtime {runtime!r} (runtimes: {', '.join(CONVERTERS)})")
+    many = tflite_many if CONVERTERS[runtime] == "tflite" else onnx_many
+    return many(jobs, progress=lambda d, t, label: progress("convert", d, t, label))
+
+
+def convert_units(units: list[Unit], progress: Progress = no_progress, runtime: str = "tflite") -> dict[str, Path]:
+    """The model file per unit key that ``runtime`` reads (model_files)."""
+    paths = model_files([(u.key, u.build, u.input_shape) for u in units], runtime, progress)
     return {u.key: p for u, p in zip(units, paths)}
 
 
@@ -152,7 +177,7 @@ def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
     report = BuildReport(table.path, len(units), len(units) - len(todo), 0, [])
     if not todo:
         return report
-    paths = convert_units(todo, progress)
+    paths = convert_units(todo, progress, target.runtime)
 
     def on_event(event: dict) -> None:
         if event.get("event") in ("warning", "notice"):

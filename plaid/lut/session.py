@@ -36,6 +36,7 @@ class Session(ABC):
     """One target, open for a command. Subclasses implement identity and measure."""
 
     transport = ""
+    runtimes: tuple[str, ...] = ("tflite",)  # the target runtimes it can time models with
 
     @abstractmethod
     def identity(self) -> tuple[str, dict]:
@@ -87,6 +88,7 @@ def session_for(target) -> Session:
     if active is not None:
         return active
     if target.transport == "local":
+        target.require_runtime(LocalSession.runtimes)
         return LocalSession(target)
     if target.transport in SESSIONS:
         raise UsageError(needs_device_message(target))
@@ -110,6 +112,7 @@ class LocalSession(Session):
     """device_bench in a subprocess on this host."""
 
     transport = "local"
+    runtimes = ("tflite", "onnxruntime")
 
     def __init__(self, target) -> None:
         self.target = target
@@ -117,7 +120,7 @@ class LocalSession(Session):
     def identity(self) -> tuple[str, dict]:
         from device_bench.runner import fingerprint, runtime_info
 
-        return runtime_info()["version"], fingerprint()
+        return runtime_info(self.target.runtime)["version"], fingerprint()
 
     def device_settings(self) -> dict[str, Any]:
         """The plan settings for device_bench (plaid.plan/1), CPUs limited to this process's."""
@@ -128,17 +131,17 @@ class LocalSession(Session):
         return s
 
     def measure(self, models, on_event, progress) -> None:
-        run_local_plan(models, self.device_settings(), on_event)
+        run_local_plan(models, self.device_settings(), on_event, self.target.runtime)
 
 
 def run_local_plan(models: list[tuple[str, Path]], settings: dict,
-                   on_event: Callable[[dict], None]) -> None:
-    """Time ``models`` [(key, tflite path)] with device_bench on this host."""
+                   on_event: Callable[[dict], None], runtime: str = "tflite") -> None:
+    """Time ``models`` [(key, model file)] with device_bench on this host and ``runtime``."""
     from device_bench.schema import PLAN_SCHEMA, validate_plan
 
     plan = validate_plan({
         "schema": PLAN_SCHEMA,
-        "runtime": "tflite",
+        "runtime": runtime,
         "settings": settings,
         "models": [{"key": k, "path": str(p)} for k, p in models],
     })

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from plaid.fsio import atomic_open
-from plaid.lut.bench import measure_models
+from plaid.lut.bench import measure_models, model_files
 from plaid.lut.latency import Latency
 from plaid.lut.predictor import Predictor, calibration_name, fidelity
 from plaid.progress import Progress, no_progress
@@ -34,16 +34,14 @@ def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, i
         return out
     import torch
 
-    from plaid.convert import tflite_many
-
     def seeded(build):
         def make():
             torch.manual_seed(0)
             return build().eval()
         return make
 
-    files = tflite_many([(label, seeded(build), (1, 3, *resolution)) for label, build in todo],
-                        progress=lambda d, t, label: progress("convert", d, t, label))
+    files = model_files([(label, seeded(build), (1, 3, *resolution)) for label, build in todo], target.runtime,
+                        progress)
     paths = [(e2e_key(label, resolution), f) for (label, _), f in zip(todo, files)]
     if paths:
         def commit(key: str, lat: Latency | None, error: str) -> None:

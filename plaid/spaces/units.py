@@ -86,6 +86,10 @@ class Unit:
         ONNX bytes, so conversion-cache hits), from the builder its space registered."""
         import torch
 
+        if f"{self.space}.{self.kind}" not in UNIT_BUILDERS:
+            from plaid.spaces import _load_builtin
+
+            _load_builtin()  # the built-in spaces register their builders when imported
         name = f"{self.space}.{self.kind}"
         if name not in UNIT_BUILDERS:
             name = f"*.{self.kind}"
