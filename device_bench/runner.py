@@ -81,7 +81,8 @@ def load_interpreter(path: str, settings: dict):
 
 
 def measure_model(path: str, settings: dict, runtime: str = "tflite") -> dict:
-    return stats(timed_runs(runtimes.get(runtime).load(path, settings), settings))
+    rt = runtimes.get(runtime)
+    return dict(stats(rt.times(path, settings)), **rt.extra(path))
 
 
 def run_plan(plan: dict, base: Path, emit: Callable[[dict], None] = lambda e: None) -> dict:

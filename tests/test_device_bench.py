@@ -25,7 +25,7 @@ def test_plan_defaults_are_filled_in():
 
 @pytest.mark.parametrize("bad,fragment", [
     ({"schema": "x"}, "plan schema"),
-    ({"runtime": "tensorrt"}, "not supported"),
+    ({"runtime": "tensorflow"}, "not supported"),
     ({"models": []}, "non-empty"),
     ({"models": [{"key": "a"}]}, "string 'key' and 'path'"),
     ({"models": [{"key": "a", "path": "x"}, {"key": "a", "path": "y"}]}, "twice"),

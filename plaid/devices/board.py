@@ -21,6 +21,7 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
+from device_bench.runtimes import RUNTIMES
 from plaid.devices.guard import Guard
 from plaid.devices.shell import sh
 from plaid.devices.ssh import SshAddress, SshConnection, SshOptions
@@ -28,8 +29,6 @@ from plaid.errors import PlaidError, UsageError
 
 DEVICE_BENCH = Path(__file__).resolve().parents[2] / "device_bench"
 RUN_DIR = re.compile(r"^plaid-[0-9a-f]{8}$")
-# what device_bench needs on the board for each runtime: (module, package to install)
-RUNTIME_MODULES = {"tflite": ("ai_edge_litert.interpreter", "ai-edge-litert"), "onnxruntime": ("onnxruntime", "onnxruntime")}
 
 # Runs on the board with its interpreter, in the run folder: only the standard library
 # until it knows numpy and the runtime import, Python 3.6 syntax.
@@ -39,15 +38,20 @@ out = {"python": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.exe
 if sys.version_info < (3, 6):
     out["missing"], out["error"] = "python", "device_bench needs Python >= 3.6"
 else:
-    for mod, pkg in [("numpy", "numpy"), (sys.argv[1], sys.argv[2])]:
-        try:
-            __import__(mod)
-        except Exception as exc:
-            out["missing"], out["error"] = pkg, "%s: %s" % (type(exc).__name__, exc)
-            break
+    try:
+        import numpy
+    except Exception as exc:
+        out["missing"], out["error"] = "numpy", "%s: %s" % (type(exc).__name__, exc)
+if "missing" not in out:
+    from device_bench import runtimes
+    rt = runtimes.get(sys.argv[1])
+    try:
+        rt.check()
+    except Exception as exc:
+        out["missing"], out["error"], out["hint"] = rt.dist or rt.name, "%s: %s" % (type(exc).__name__, exc), rt.install_hint()
 if "missing" not in out:
     from device_bench.runner import fingerprint, runtime_info
-    out["runtime"], out["device"] = runtime_info(sys.argv[3]), fingerprint()
+    out["runtime"], out["device"] = runtime_info(sys.argv[1]), fingerprint()
 try:
     with open("/proc/device-tree/model") as fh:
         out["board"] = fh.read().strip("\x00\n ")
@@ -66,7 +70,7 @@ class BoardSession:
     """The ``ssh`` transport's session (the plaid.lut.session.Session interface)."""
 
     transport = "ssh"
-    runtimes = tuple(RUNTIME_MODULES)
+    runtimes = tuple(sorted(RUNTIMES))  # device_bench's
     needs = "pass --ssh [USER@]HOST[:PORT]"  # what plaid.lut.session says when a command lacks the board
 
     def __init__(self, target, ssh: str | None = None, ssh_key: Path | None = None, ssh_config: Path | None = None,
@@ -93,6 +97,9 @@ class BoardSession:
         if self.probe.get("board"):
             fingerprint["board"] = self.probe["board"]
         fingerprint["runner"] = DeviceBenchRunner.name
+        for key in ("gpu", "l4t"):  # what the TensorRT runtime reports of a Jetson
+            if key in self.probe["runtime"]:
+                fingerprint[key] = self.probe["runtime"][key]
         return self.probe["runtime"]["version"], fingerprint
 
     def describe(self) -> dict:
@@ -181,8 +188,7 @@ class DeviceBenchRunner:
             self.conn.shell(sh("rm", "-r", "-f", "--", *stale), what="removing folders of an interrupted run")
 
     def _probe(self) -> dict:
-        module, package = RUNTIME_MODULES[self.target.runtime]
-        cmd = f"cd {sh(self.run_dir)} && {sh(self.python, '-c', PROBE, module, package, self.target.runtime)}"
+        cmd = f"cd {sh(self.run_dir)} && {sh(self.python, '-c', PROBE, self.target.runtime)}"
         out, rc = self.conn.shell(cmd, timeout=60, what=f"checking {self.python} on the board")
         at = self.conn.address
         if rc in (126, 127):
@@ -199,9 +205,11 @@ class DeviceBenchRunner:
             raise PlaidError(f"{self.python} on board {at} is Python {probe['python']}; device_bench needs Python "
                              ">= 3.6 (name another with --remote-python PATH)")
         if missing:
+            hint = probe.get("hint") or f"pip install {missing}"
+            how = f"`{self.python} -m {hint}`" if hint.startswith("pip install ") else hint
             raise PlaidError(f"{missing} is missing for {probe.get('executable') or self.python} on board {at} "
-                             f"({probe.get('error', '')[:120]}): install it there (`{self.python} -m pip install "
-                             f"{missing}`) or name an interpreter that has it with --remote-python PATH")
+                             f"({probe.get('error', '')[:120]}): install it there ({how}) or name an interpreter "
+                             "that has it with --remote-python PATH")
         return probe
 
     # -- the guard's runner interface
