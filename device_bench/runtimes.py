@@ -351,11 +351,7 @@ class TensorRT(Runtime):
             return {"name": self.name, "version": "unknown"}
         out = {"name": self.name, "version": "TensorRT {}".format(ident["tensorrt"]),
                "gpu": ident["gpu"], "precision": self.precision}
-        try:
-            with open("/etc/nv_tegra_release") as fh:
-                out["l4t"] = fh.readline().strip()
-        except OSError:
-            pass
+        out.update(jetson_state())
         return out
 
     def load(self, path: str, settings: dict) -> Callable[[], None]:
@@ -412,3 +408,53 @@ def _gpu_name() -> str:
             return fh.read().strip("\x00\n ")
     except OSError:
         return "unknown"
+
+
+_NVP_MODE = re.compile(r"NV Power Mode:\s*(\S+)")
+
+
+def jetson_state(root: str = "/") -> dict:
+    """What a Jetson user checks before trusting a timing: the L4T release, the nvpmodel power
+    mode, and whether the GPU clock is pinned (jetson_clocks sets its min to its max), with
+    the GPU's current and maximum frequency. Empty off a Jetson."""
+    import glob
+
+    out = {}
+    try:
+        with open(os.path.join(root, "etc/nv_tegra_release")) as fh:
+            out["l4t"] = fh.readline().strip().lstrip("# ")
+    except OSError:
+        return out
+    try:
+        q = subprocess.run(["nvpmodel", "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=30)
+        m = _NVP_MODE.search(q.stdout)
+        if m:
+            out["nvpmodel"] = m.group(1)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for dev in sorted(glob.glob(os.path.join(root, "sys/devices/gpu.0/devfreq/*"))
+                      + glob.glob(os.path.join(root, "sys/devices/platform/*gpu*/devfreq/*")))[:1]:
+        freqs = {}
+        for name in ("cur_freq", "min_freq", "max_freq"):
+            try:
+                with open(os.path.join(dev, name)) as fh:
+                    freqs[name] = int(fh.read().strip())
+            except (OSError, ValueError):
+                pass
+        if "cur_freq" in freqs and "max_freq" in freqs:
+            out["gpu_mhz"], out["gpu_max_mhz"] = freqs["cur_freq"] // 10**6, freqs["max_freq"] // 10**6
+            out["clocks_pinned"] = freqs.get("min_freq") == freqs["max_freq"]
+    return out
+
+
+def jetson_warnings(state: dict) -> List[str]:
+    """Why timings on this Jetson will not be those of one at full power (empty when they are)."""
+    out = []
+    mode = state.get("nvpmodel")
+    if mode and not mode.upper().startswith("MAXN"):
+        out.append("nvpmodel mode {} is not the maximum (MAXN): `sudo nvpmodel -m 0` first".format(mode))
+    if state.get("clocks_pinned") is False:
+        out.append("the GPU clock is not pinned ({} of {} MHz now): run `sudo jetson_clocks` first".format(
+            state.get("gpu_mhz"), state.get("gpu_max_mhz")))
+    return out

@@ -83,13 +83,16 @@ def validate_settings(settings: object) -> dict:
     return merged
 
 
-def validate_plan(plan: object) -> dict:
+def validate_plan(plan: object, runtimes=None) -> dict:
+    """The plan with its settings filled in; SchemaError otherwise. ``runtimes``: the names
+    the runner accepts (default: every runtime device_bench has; the Android app: tflite)."""
+    names = sorted(runtimes or RUNTIMES)
     if not isinstance(plan, dict):
         raise SchemaError("a plan is a JSON object")
     if plan.get("schema") != PLAN_SCHEMA:
         raise SchemaError(f"plan schema must be {PLAN_SCHEMA!r}, got {plan.get('schema')!r}")
-    if plan.get("runtime") not in RUNTIMES:
-        raise SchemaError(f"runtime {plan.get('runtime')!r} is not supported here ({', '.join(sorted(RUNTIMES))})")
+    if plan.get("runtime") not in names:
+        raise SchemaError(f"runtime {plan.get('runtime')!r} is not supported here ({', '.join(names)})")
     models = plan.get("models")
     if not isinstance(models, list) or not models:
         raise SchemaError("plan needs a non-empty 'models' list")

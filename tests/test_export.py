@@ -182,7 +182,7 @@ def test_tensorrt_bundle_carries_onnx_script_and_on_device_check(bundles):
 def test_engine_built_elsewhere_is_refused():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("trt_build", Path("plaid/export/trt_build_engine.py").resolve())
+    spec = importlib.util.spec_from_file_location("trt_build", Path("device_bench/trt_build_engine.py").resolve())
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     built = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}

@@ -29,6 +29,8 @@ PINNED = {
               "sd845-tflite-RV-t4-002760"),
     "tx2": ({"cpus": None, "delegate": "none", "max_runs": 5000, "max_seconds": 20.0, "min_runs": 100,
              "min_seconds": 2.0, "threads": 1, "warmup_runs": 20}, "tx2-tensorrt-RV-t1-67ac61"),
+    "orin": ({"cpus": None, "delegate": "none", "max_runs": 5000, "max_seconds": 20.0, "min_runs": 100,
+              "min_seconds": 2.0, "threads": 1, "warmup_runs": 20}, "orin-tensorrt-RV-t1-bd122b"),
 }
 
 

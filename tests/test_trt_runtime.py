@@ -138,3 +138,34 @@ def test_trtexec_is_found_where_jetpack_puts_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(RuntimeError, match="trtexec not found"):
         runtimes.find_trtexec()
+
+
+def _fake_jetson(root: Path, mode: str, pinned: bool) -> None:
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nv_tegra_release").write_text("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref\n")
+    dev = root / "sys" / "devices" / "gpu.0" / "devfreq" / "17000000.gp10b"
+    dev.mkdir(parents=True)
+    (dev / "cur_freq").write_text("1300500000\n")
+    (dev / "max_freq").write_text("1300500000\n")
+    (dev / "min_freq").write_text(("1300500000" if pinned else "114750000") + "\n")
+    nvp = root / "bin" / "nvpmodel"  # a stand-in for JetPack's nvpmodel -q
+    nvp.parent.mkdir()
+    nvp.write_text(f"#!/bin/sh\necho 'NV Power Mode: {mode}'\necho 0\n")
+    nvp.chmod(0o755)
+
+
+def test_a_jetson_at_full_power_gives_no_warning(tmp_path, monkeypatch):
+    _fake_jetson(tmp_path, "MAXN", pinned=True)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    state = runtimes.jetson_state(str(tmp_path))
+    assert state == {"l4t": "R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref", "nvpmodel": "MAXN",
+                     "gpu_mhz": 1300, "gpu_max_mhz": 1300, "clocks_pinned": True}
+    assert runtimes.jetson_warnings(state) == []
+
+
+def test_a_jetson_below_full_power_is_warned_about(tmp_path, monkeypatch):
+    _fake_jetson(tmp_path, "MODE_15W_2CORE", pinned=False)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    warnings = runtimes.jetson_warnings(runtimes.jetson_state(str(tmp_path)))
+    assert len(warnings) == 2 and "nvpmodel -m 0" in warnings[0] and "jetson_clocks" in warnings[1], warnings
+    assert runtimes.jetson_state(str(tmp_path / "not-a-jetson")) == {}

@@ -18,10 +18,11 @@ import hashlib
 import json
 import re
 import secrets
+import sys
 from pathlib import Path
 from typing import Callable
 
-from device_bench.runtimes import RUNTIMES
+from device_bench.runtimes import RUNTIMES, jetson_warnings
 from plaid.devices.guard import Guard
 from plaid.devices.shell import sh
 from plaid.devices.ssh import SshAddress, SshConnection, SshOptions
@@ -88,6 +89,8 @@ class BoardSession:
         try:
             self.runner = DeviceBenchRunner(self.conn, self.python, target, remote_dir)
             self.probe = self.runner.prepare()
+            for warning in jetson_warnings(self.probe.get("runtime", {})):
+                print(f"plaid: warning: board {self.conn.address}: {warning}", file=sys.stderr)
         except BaseException:
             self.close()
             raise
@@ -97,7 +100,7 @@ class BoardSession:
         if self.probe.get("board"):
             fingerprint["board"] = self.probe["board"]
         fingerprint["runner"] = DeviceBenchRunner.name
-        for key in ("gpu", "l4t"):  # what the TensorRT runtime reports of a Jetson
+        for key in ("gpu", "l4t", "nvpmodel"):  # what the TensorRT runtime reports of a Jetson
             if key in self.probe["runtime"]:
                 fingerprint[key] = self.probe["runtime"][key]
         return self.probe["runtime"]["version"], fingerprint

@@ -1,6 +1,6 @@
 """TensorRT formats. An engine is only valid on the TensorRT version and GPU that built it,
 so the bundle carries the ONNX file and ``build_engine.py`` (a copy of
-``trt_build_engine.py``, which needs no plaid) to build it on the Jetson. Where TensorRT
+``device_bench/trt_build_engine.py``, which needs no plaid) to build it on the Jetson. Where TensorRT
 and a CUDA GPU are present, plaid runs that same script right away and the engine, its
 sidecar (TensorRT version, GPU) and its parity figures join the bundle."""
 
@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import device_bench
 from plaid import procs
 from plaid.errors import PlaidError
 from plaid.export import parity
@@ -23,7 +24,7 @@ from plaid.export.formats import EXPORTERS, Artifact, ExportContext, Exporter
 from plaid.export.onnx_format import onnx_io
 
 PARITY_ON_DEVICE = 64  # samples shipped for build_engine.py's check
-SCRIPT = Path(__file__).with_name("trt_build_engine.py")
+SCRIPT = Path(device_bench.__file__).resolve().with_name("trt_build_engine.py")  # the device half
 
 
 def tensorrt_available() -> bool:

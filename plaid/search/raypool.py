@@ -227,6 +227,10 @@ class RayPool(TaskPool):
         ray = self.ray
         refs = list(self._flight)
         self._flight.clear()
+        if refs:  # only what is still running: force-cancelling a task whose reply is on its way
+            # races inside Ray's core worker (a RAY_CHECK abort, "Tried to complete task that was
+            # not pending", seen with Ray 2.60 under load; cf. ray-project/ray#54798's sibling)
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in refs:
             try:
                 ray.cancel(ref, force=True)

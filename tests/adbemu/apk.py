@@ -80,7 +80,7 @@ class BenchApp:
             return
         try:
             plan_dev = fs.norm(self.extras.get("plan") or "")
-            plan = validate_plan(json.loads(self._host(plan_dev).read_bytes()))
+            plan = validate_plan(json.loads(self._host(plan_dev).read_bytes()), ("tflite",))  # the app: TFLite only
         except Exception as exc:  # noqa: BLE001 - reported to the host as one line
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
             dev.log("E", TAG, msg)
