@@ -27,7 +27,6 @@ A new runtime is a subclass registered with ``@runtime("name")``; the plan schem
 the registered names (``RUNTIMES``)."""
 
 from abc import ABC, abstractmethod
-import hashlib
 import json
 import os
 import re
@@ -306,14 +305,6 @@ def find_trtexec() -> str:
                        "(JetPack ships it) or set PLAID_TRTEXEC".format(", ".join(TRTEXEC_PATHS)))
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @runtime("tensorrt")
 class TensorRT(Runtime):
     suffix = ".onnx"
@@ -360,7 +351,9 @@ class TensorRT(Runtime):
     def engine(self, path: str) -> str:
         ident = self.identity()
         cache = EngineCache(os.environ.get("PLAID_ENGINE_CACHE") or os.path.expanduser("~/.cache/plaid-engines"))
-        sha, trt, gpu = _sha256(path), ident["tensorrt"], ident["gpu"]
+        from device_bench.trt_build_engine import sha256  # the bundles' builder: the same digest
+
+        sha, trt, gpu = sha256(path), ident["tensorrt"], ident["gpu"]
         found = cache.lookup(sha, trt, gpu, self.precision)
         if found:
             return found

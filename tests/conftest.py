@@ -37,6 +37,15 @@ def tflite_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("plaid-cache")
 
 
+def edit_file(path: Path, edits: dict[str, str]) -> None:
+    """Replace each key of ``edits`` by its value in the file (each key must be there)."""
+    text = path.read_text()
+    for old, new in edits.items():
+        assert old in text, (path.name, old)
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
 def preset_env(tmp_path, cache, space: str, space_toml: str, host_edits: dict[str, str]) -> dict:
     """Environment for a CLI run on a copy of configs/ with a tiny space preset and edited
     host target, its own latency-table folder and the session's conversion cache."""
@@ -45,10 +54,5 @@ def preset_env(tmp_path, cache, space: str, space_toml: str, host_edits: dict[st
     configs = tmp_path / "configs"
     shutil.copytree(Path(__file__).resolve().parents[1] / "configs", configs)
     (configs / "spaces" / f"{space}.toml").write_text(space_toml)
-    host_file = configs / "targets" / "host.toml"
-    host = host_file.read_text()
-    for old, new in host_edits.items():
-        assert old in host, old
-        host = host.replace(old, new)
-    host_file.write_text(host)
+    edit_file(configs / "targets" / "host.toml", host_edits)
     return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(cache), "PLAID_LUT_DIR": str(tmp_path / "luts")}

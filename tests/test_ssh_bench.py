@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_plaid
+from conftest import edit_file, run_plaid
 from sshd import keygen, needs_sshd, sshd  # noqa: F401 - sshd: the fixture (tests/sshd.py)
 from test_bench_e2e import TINY_DF
 
@@ -42,12 +42,7 @@ def env(tmp_path, tflite_cache):
     configs = tmp_path / "configs"
     shutil.copytree(Path(__file__).resolve().parents[1] / "configs", configs)
     (configs / "spaces" / "df.toml").write_text(TINY_DF)
-    rpi5 = configs / "targets" / "rpi5.toml"
-    text = rpi5.read_text()
-    for old, new in RPI5_EDITS.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    rpi5.write_text(text)
+    edit_file(configs / "targets" / "rpi5.toml", RPI5_EDITS)
     return {"PLAID_CONFIG_DIR": str(configs), "PLAID_CACHE": str(tflite_cache), "PLAID_LUT_DIR": str(tmp_path / "luts")}
 
 
@@ -241,13 +236,7 @@ def test_tx2_table_timed_by_tensorrt_through_a_trtexec_stand_in(sshd, env, tmp_p
     through $PLAID_TRTEXEC that the board's interpreter wrapper sets. Then `plaid lut show
     --target tx2` and `plaid search --target tx2` use the table without the board."""
 
-    configs = Path(env["PLAID_CONFIG_DIR"])
-    tx2 = configs / "targets" / "tx2.toml"
-    text = tx2.read_text()
-    for old, new in TX2_EDITS.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    tx2.write_text(text)
+    edit_file(Path(env["PLAID_CONFIG_DIR"]) / "targets" / "tx2.toml", TX2_EDITS)
     standin = tmp_path / "bin" / "trtexec"
     standin.parent.mkdir()
     standin.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / 'trtexec_standin.py'} \"$@\"\n")
