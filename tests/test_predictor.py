@@ -50,6 +50,21 @@ def test_fit_recovers_a_known_overhead_model(table):
     assert Predictor(table, space, RES).calibrated
 
 
+def test_a_correction_within_the_noise_of_the_plain_sum_is_not_taken(table):
+    """One-standard-error rule: the plain sum stays unless a correction beats it by more
+    than the noise of its leave-one-out score (five nets, ±6% scatter, no real offset)."""
+    space = get_space("df")
+    rng = random.Random(4)
+    archs = [space.sample(rng) for _ in range(5)]
+    pred = Predictor(table, space, RES)
+    noise = [1.04, 0.95, 1.06, 0.97, 1.02]
+    params = pred.fit(archs, [pred.features(a)[0] * k for a, k in zip(archs, noise)])
+    assert params["model"] == "plain" and params["alpha"] == 1.0 and params["beta"] == 0.0, params
+    # a real offset, well above the noise, is still taken
+    params = pred.fit(archs, [(pred.features(a)[0] + 5.0) * k for a, k in zip(archs, [1.01, 0.99, 1.0, 1.0, 1.01])])
+    assert params["model"] != "plain" and params["beta"] > 1.0, params
+
+
 def test_fit_needs_three_points(table):
     space = get_space("df")
     with pytest.raises(PlaidError, match="at least 3"):

@@ -208,8 +208,8 @@ def _print_report(report: dict, counts) -> None:
         cal = val["calibration"]
         if "model" in cal:
             c.print(f"predictor {cal['model']}: alpha {cal['alpha']:.3f}, gamma {cal['gamma']:.4f} ms/unit, "
-                    f"beta {cal['beta']:.3f} ms (chosen by leave-one-out on {cal['n']} nets, "
-                    f"{cal['loo_mape_pct']:.2f}% error there)")
+                    f"beta {cal['beta']:.3f} ms (leave-one-out on {cal['n']} nets, the simplest within one "
+                    f"standard error of the best: {cal['loo_mape_pct']:.2f}% error there)")
         else:
             c.print("predictor plain sum of units (not calibrated)")
         c.print(f"validate  {f['n']} nets: MAPE {f['mape_pct']:.2f}%, max {f['max_abs_err_pct']:.1f}%, "
