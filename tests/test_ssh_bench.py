@@ -270,3 +270,20 @@ def test_tx2_table_timed_by_tensorrt_through_a_trtexec_stand_in(sshd, env, tmp_p
     assert no_trt.returncode == 1 and "Traceback" not in no_trt.stderr, no_trt.stderr
     last = no_trt.stderr.strip().splitlines()[-1]
     assert "tensorrt is missing" in last and "trtexec" in last, last
+
+
+def test_export_times_the_tflite_file_on_the_board(sshd, env, tmp_path):
+    """`plaid export ... --target rpi5 --ssh`: the bundle's TFLite file is timed on the board
+    with the target's protocol, and the board's run folder is removed afterwards."""
+    remote = tmp_path / "export runs"
+    out = tmp_path / "bundle"
+    proc = run_plaid("export", "pl1a:16x1-24x1-32x1", "--target", "rpi5", "--format", "tflite-fp32",
+                     "--resolution", "32x32", "--parity-samples", "8", "--ssh", sshd.spec(), "--ssh-key",
+                     str(sshd.user_key), "--ssh-config", str(sshd.config), "--remote-python", sys.executable,
+                     "--remote-dir", str(remote), "--accept-new-host-key", "-o", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    lat = json.loads((out / "manifest.json").read_text())["artifacts"][0]["latency"]
+    assert lat["median_ms"] > 0 and lat["runs"] >= 5 and "device_bench" in lat["where"], lat
+    assert list(remote.iterdir()) == []
+    wrong = run_plaid("export", "df1", "--target", "host", "--ssh", sshd.spec(), "-o", str(tmp_path / "x"), env=env)
+    assert wrong.returncode == 2 and "--ssh" in wrong.stderr and "Traceback" not in wrong.stderr, wrong.stderr

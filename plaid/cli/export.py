@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from plaid.cli.adbopts import add_adb_arguments, session_options
+from plaid.cli.sshopts import add_ssh_arguments, ssh_session_options
 from plaid.cli.render import console, print_json
 
 EPILOG = """\
@@ -22,6 +23,8 @@ examples:
   plaid export df1 --target tx2 -o out/df1-tx2           ONNX + build_engine.py for the Jetson
   plaid export df1 --target sd845 --calib digits --adb-serial 8ABX0Y1Z -o out/df1-sd845
                                                          + latency of each TFLite file on the phone
+  plaid export pl1a-seg-d8 --target rpi5 --ssh pi@raspberrypi.local -o out/seg-rpi5
+                                                         + its latency on the board, over SSH
 
 Weights: --checkpoint takes a state_dict saved with torch.save (read with
 weights_only=True) or a .safetensors file; without it the weights are random (latency only).
@@ -51,11 +54,14 @@ def add_parser(sub) -> None:
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: from the checkpoint)")
     p.add_argument("--calib-samples", type=int, default=200, help="int8 calibration images (default 200)")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out images for parity (default 256)")
-    p.add_argument("--no-measure", action="store_true", help="skip timing the TFLite files on the target (host, or the phone given by --adb-serial)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="skip timing the deployed files on the target (host, the phone given by --adb-serial, "
+                        "the board given by --ssh)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--list", action="store_true", help="list the formats and exit")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     add_adb_arguments(p)
+    add_ssh_arguments(p)
     p.set_defaults(func=cmd_export)
 
 
@@ -105,8 +111,8 @@ def cmd_export(args) -> int:
     from plaid.targets import load_target
 
     target = load_target(args.target)
-    options = session_options(args, target)
-    if options.get("serial"):
+    options = session_options(args, target) or ssh_session_options(args, target)
+    if options.get("serial") or options.get("ssh"):
         from plaid.lut.session import open_session
 
         with open_session(target, options):
