@@ -62,7 +62,7 @@ def main() -> int:
     from plaid.targets import load_target
     from plaid.train.proxy import ProxyConfig
 
-    cfg = SearchConfig() if args.dataset is None else SearchConfig(dataset=args.dataset)
+    cfg = SearchConfig(dataset=args.dataset or "digits-affine")  # SearchConfig leaves "" to the space's task
     args.output = args.output or DATA / f"pl1a_{cfg.dataset.replace('-', '_')}_proxy_table.json"
     space = PL1ASpace()
     space.rules = RULES

@@ -19,6 +19,8 @@ examples:
   plaid search --train-cmd 'python train.py --arch {arch} --out {out}' --workers 4
   plaid search --ray auto --workers 8 --ray-gpus-per-trial 1 --device cuda   8 at once on a Ray cluster, 1 GPU each
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
+  plaid search --space pl1aseg                   decoder search on digits-seg, mIoU on the front (PL1A-Seg baseline)
+  plaid search --space pl1aseg --backbone-checkpoint pl1a.pt --dataset cityscapes:/data/cityscapes
 
 Every trained candidate is committed to the run's journal the moment it finishes;
 --resume continues a run with its own options and budget (raise it with --budget),
@@ -28,6 +30,12 @@ threads each); a worker that dies mid-training is replaced and its net trained a
 most twice); --resume trains again what was in flight when the run stopped.
 With --ray ADDRESS (or auto) the N trainings are Ray tasks on that running cluster
 (pip install 'plaid[ray]'); a resume may name another cluster with --ray.
+A segmentation space (pl1aseg, dfseg) searches the decoder on its fixed backbone: the
+backbone's weights come from --backbone-checkpoint (a state_dict of the backbone or of a
+classifier of that arch, e.g. from `plaid train`), else the classification proxy trains it
+once on digits-affine and caches it under ~/.cache/plaid/backbones ($PLAID_CACHE); its
+features are computed once and each decoder is trained on them; accuracy is val mIoU, and
+each net's per-class IoU goes to RUN/segmentation/.
 """
 
 
@@ -35,9 +43,9 @@ DEFAULT_BUDGET = 12
 MAX_REPEATS = 1000
 
 # defaults of the options that a resumed run takes from its config.json
-_DEFAULTS = {"target": "host", "space": "", "dataset": "digits-affine", "window": None, "strategy": "pop",
+_DEFAULTS = {"target": "host", "space": "", "dataset": None, "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "proxy_unstride": 1,
-             "train_limit": None,
+             "train_limit": None, "backbone_checkpoint": None, "seg_resolution": 64,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
              "margin": None, "audit": 0.05, "repeats": 0, "workers": 1}
 
@@ -52,7 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default=_DEFAULTS["target"], help="target preset (default host)")
     p.add_argument("--space", default=_DEFAULTS["space"], help="space (default: the target's)")
     p.add_argument("--dataset", default=_DEFAULTS["dataset"],
-                   help="digits-affine or digits (built in), cifar10:PATH or imagefolder:PATH (default digits-affine)")
+                   help="classification: digits-affine or digits (built in), cifar10:PATH or imagefolder:PATH "
+                        "(default digits-affine); segmentation spaces: digits-seg (built in), cityscapes:PATH "
+                        "or segfolder:PATH (default digits-seg)")
     p.add_argument("--budget", type=int, help="trainings (default 12; with --resume, the run's own)")
     p.add_argument("--window", metavar="MIN:MAX", help="latency window in ms (default: whole range)")
     p.add_argument("--strategy", default=_DEFAULTS["strategy"],
@@ -66,6 +76,11 @@ def add_parser(sub) -> None:
                         "that a small proxy input leaves the last stage a map larger than 1x1 (default 1; 0: "
                         "the net exactly as built, as runs before this option)")
     p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
+    p.add_argument("--backbone-checkpoint", metavar="PATH",
+                   help="segmentation spaces: the fixed backbone's weights (a torch state_dict of the backbone or "
+                        "of a classifier of that arch; default: trained once by the classification proxy, cached)")
+    p.add_argument("--seg-resolution", type=int, default=_DEFAULTS["seg_resolution"], metavar="N",
+                   help="segmentation spaces: side of the square images the decoders train on (default 64)")
     p.add_argument("--device", default=_DEFAULTS["device"], help="cpu or cuda for the proxy trainer")
     p.add_argument("--seed", type=int, default=_DEFAULTS["seed"])
     p.add_argument("--pool", type=int, default=_DEFAULTS["pool"],
@@ -136,14 +151,20 @@ def _config(args):
         raise UsageError(f"--proxy-resolution must be >= 32, got {args.proxy_resolution}")
     if not 0 <= args.proxy_unstride <= 4:
         raise UsageError(f"--proxy-unstride must be in 0..4, got {args.proxy_unstride}")
+    if not 32 <= args.seg_resolution <= 4096:
+        raise UsageError(f"--seg-resolution must be in 32..4096, got {args.seg_resolution}")
+    if args.backbone_checkpoint is not None and not Path(args.backbone_checkpoint).is_file():
+        raise UsageError(f"--backbone-checkpoint {args.backbone_checkpoint}: no such file")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
-    cfg = SearchConfig(target=args.target, space=args.space, dataset=args.dataset, budget=budget,
+    cfg = SearchConfig(target=args.target, space=args.space, dataset=args.dataset or "", budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
                         seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit,
                         repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, proxy_unstride=args.proxy_unstride,
-                        train_limit=args.train_limit,
+                        train_limit=args.train_limit, seg_resolution=args.seg_resolution,
+                        backbone_checkpoint=str(Path(args.backbone_checkpoint).resolve()) if args.backbone_checkpoint
+                        else "",
                         device=args.device, table=args.table, workers=args.workers, batch=args.workers)
     return _ray_options(args, cfg)
 
@@ -262,7 +283,7 @@ def cmd_search(args) -> int:
     from rich.table import Table
 
     t = Table(title=f"front: {summary['space']} on {summary['target']} ({summary['strategy']})", title_justify="left")
-    for col, just in (("latency ms", "right"), ("accuracy", "right"), ("arch", "left")):
+    for col, just in (("latency ms", "right"), (summary.get("metric", "accuracy"), "right"), ("arch", "left")):
         t.add_column(col, justify=just)
     for e in summary["front"]:
         t.add_row(f"{e['latency']:.3f}", f"{e['accuracy']:.4f}", e["arch"])

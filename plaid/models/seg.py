@@ -52,12 +52,22 @@ class SegNet(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f8, f16, f32 = self.backbone(x)[-3:]
+        return self.decode(*self.backbone(x)[-3:])
+
+    def decode(self, f8: torch.Tensor, f16: torch.Tensor, f32: torch.Tensor, upsample: bool = True) -> torch.Tensor:
+        """Everything after the backbone, on its last three feature maps (strides 8/16/32),
+        so a decoder can be trained on features computed once with a frozen backbone.
+        ``upsample=False`` stops at the score map (1/8 of the input, as a -d8 net does)."""
         ctx = self.wc5(self.psp(f32))
         y = self.dec4(torch.cat([self.wc4(f16), self.up4(self.proj4(ctx))], dim=1))
         y = self.dec3(torch.cat([self.wc3(f8), self.up3(self.proj3(y))], dim=1))
         y = self.score(y)
-        return self.up8(y) if self.up8 is not None else y
+        return self.up8(y) if upsample and self.up8 is not None else y
+
+    def head_parameters(self):
+        """The decoder's parameters (everything but the backbone's)."""
+        inside = {id(p) for p in self.backbone.parameters()}
+        return [p for p in self.parameters() if id(p) not in inside]
 
 
 def seg_model(backbone: nn.Module, widths: dict[str, int], style, d8: bool = False,

@@ -15,12 +15,20 @@ EXTRA = {"pl1a": [("pl1a-seg backbone", "pl1a:48x4-96x8-192x4")]}
 
 
 def space_baselines(space: Any) -> list[tuple[str, Any]]:
-    """(name, arch) of the zoo classifiers inside ``space`` (plus EXTRA), sorted by name."""
+    """(name, arch) of the zoo nets of the space's task inside ``space`` (plus EXTRA), sorted
+    by name, one per arch. For a decoder space these are the seed's seg nets (PL1A-Seg in
+    ``pl1aseg``; DF1-Seg, DF2-Seg1/2, DFlite-Seg in ``dfseg``) whose backbone is the space's
+    fixed backbone: a seg net on another backbone is not in the space (``contains`` refuses
+    it), so it is left out rather than timed or trained on a backbone it does not have. The
+    zoo's ``-d8`` variants (the same decoder without the final x8 upsample) are left out too:
+    the space's nets are the full ones."""
     from plaid.zoo import ZOO
 
-    found = []
-    named = [(e.name, e.arch) for e in (ZOO.get(n) for n in ZOO.names()) if e.arch and e.task == "classification"]
-    for name, text in named + EXTRA.get(space.name, []):
+    task = getattr(space, "task", "classification")
+    found, seen = [], set()
+    entries = (ZOO.get(n) for n in ZOO.names())
+    named = [(e.name, e.arch) for e in entries if e.arch and e.task == task and not e.options.get("d8")]
+    for name, text in sorted(named + EXTRA.get(space.name, [])):
         prefix, _, body = text.partition(":")
         if prefix != space.name:
             continue
@@ -28,9 +36,10 @@ def space_baselines(space: Any) -> list[tuple[str, Any]]:
             arch = space.decode(text)
         except PlaidError:
             continue
-        if space.contains(arch):
+        if space.contains(arch) and space.key(arch) not in seen:
+            seen.add(space.key(arch))
             found.append((name, arch))
-    return sorted(found, key=lambda p: p[0])
+    return found
 
 
 def evaluate_baselines(space: Any, latency: Callable, accuracy: Callable, run: Path, evaluator_id: str,
@@ -62,12 +71,14 @@ def evaluate_baselines(space: Any, latency: Callable, accuracy: Callable, run: P
     return out
 
 
-def beaten(front: list, baselines: list[dict]) -> list[str]:
-    """One line per baseline: which front members beat it on both axes."""
+def beaten(front: list, baselines: list[dict], metric: str = "accuracy") -> list[str]:
+    """One line per baseline: which front members beat it on both axes (``metric`` names
+    the accuracy axis: accuracy, or mIoU for a segmentation space)."""
     lines = []
+    label = "acc" if metric == "accuracy" else metric
     for b in baselines:
         better = [e for e in front if e.latency < b["latency"] and e.accuracy > b["accuracy"]]
-        head = f"{b['name']} ({b['latency']:.3f} ms, acc {b['accuracy']:.4f}):"
+        head = f"{b['name']} ({b['latency']:.3f} ms, {label} {b['accuracy']:.4f}):"
         if better:
             lines.append(f"{head} beaten on both axes by {len(better)} front member(s): "
                          + ", ".join(f"{e.key} ({e.latency:.3f} ms, {e.accuracy:.4f})" for e in better[:4])

@@ -31,7 +31,7 @@ _WHERE = ("ray", "ray_cpus_per_trial", "ray_gpus_per_trial")  # where trainings 
 
 # options added after runs existed -> what those runs did (left out of the identity when equal, so
 # their journals still resume, and filled in when their config.json lacks them)
-_NEWER = {"repeats": 0, "proxy_unstride": 0, "proxy_lr": 0.4}
+_NEWER = {"repeats": 0, "proxy_unstride": 0, "proxy_lr": 0.4, "backbone_checkpoint": "", "seg_resolution": 64}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SearchConfig:
     target: str = "host"
     space: str = ""  # "" = the target's default
     resolution: tuple[int, int] | None = None  # latency resolution; None = the target's
-    dataset: str = "digits-affine"
+    dataset: str = ""  # "" = the embedded default of the space's task (digits-affine, digits-seg)
     budget: int = 12
     window: tuple[float, float] | None = None
     strategy: str = "pop"
@@ -58,6 +58,10 @@ class SearchConfig:
     proxy_unstride: int = 1
     proxy_lr: float = 0.8  # the proxy's SGD learning rate (ProxyConfig.lr)
     train_limit: int | None = None
+    # segmentation spaces: the fixed backbone's weights ("" = trained once by the classification proxy and
+    # cached) and the side of the square images the decoders are trained on
+    backbone_checkpoint: str = ""
+    seg_resolution: int = 64
     device: str = "cpu"
     table: str = ""  # latency table path; "" = the target's default
     workers: int = 1  # worker processes (1: in this process); the CLI sets batch to match
@@ -146,6 +150,8 @@ def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None], evaluator=No
     from plaid.search.workers import WorkerPool, check_workers, cores, threads_per_worker
 
     check_workers(cfg.workers)
+    space = getattr(evaluator, "space", None)
+    metric = "mIoU" if getattr(space, "task", "") == "segmentation" else "top-1"
     if cfg.ray:
         from plaid.search.raypool import RayPool
 
@@ -153,7 +159,7 @@ def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None], evaluator=No
             log("--ray with --workers 1: one training at a time on the cluster (--workers N keeps N in flight)")
         pool = RayPool(_shippable(evaluator), cfg.ray, cfg.workers, cpus=cfg.ray_cpus_per_trial,
                        gpus=cfg.ray_gpus_per_trial)
-        pool.on_event = functools.partial(_worker_line, pool, log)
+        pool.on_event = functools.partial(_worker_line, pool, log, metric=metric)
         return pool
     if cfg.workers == 1:
         return nullcontext(None)
@@ -163,7 +169,7 @@ def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None], evaluator=No
             f"and each run slower; {have} workers use this machine fully")
     pool = WorkerPool(functools.partial(worker_evaluator, cfg.to_json(), str(run)), cfg.workers,
                       threads=threads_per_worker(cfg.workers, have))
-    pool.on_event = functools.partial(_worker_line, pool, log)
+    pool.on_event = functools.partial(_worker_line, pool, log, metric=metric)
     return pool
 
 
@@ -179,14 +185,15 @@ def _shippable(evaluator):
     return shipped
 
 
-def _worker_line(pool, log: Callable[[str], None], kind: str, worker: str, key: str, detail: dict) -> None:
+def _worker_line(pool, log: Callable[[str], None], kind: str, worker: str, key: str, detail: dict,
+                 metric: str = "top-1") -> None:
     """One progress line per training started / finished / failed / lost, with the pool's
     per-worker tally."""
     what = f"baseline {key}" if detail.get("background") else key
     if kind == "started":
         log(f"{worker} training {what}  | {pool.status()}")
     elif kind == "finished":
-        log(f"{worker} trained  {what} in {detail['seconds']:.1f} s: top-1 {detail['accuracy']:.4f}  "
+        log(f"{worker} trained  {what} in {detail['seconds']:.1f} s: {metric} {detail['accuracy']:.4f}  "
             f"| {pool.status()}")
     elif kind == "failed":
         log(f"{worker} failed   {what}: {detail['error']}")
@@ -236,7 +243,8 @@ def _baselines_in(pool, space, run: Path, evaluator_id: str):
     return accuracy
 
 
-def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets: list[dict] | None = None) -> Path:
+def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets: list[dict] | None = None,
+               ylabel: str = "accuracy (proxy top-1)") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,7 +265,7 @@ def front_plot(path: Path, result, baselines: dict[str, float], title: str, nets
         ax.axvline(lat, color="tab:blue", lw=0.8, ls="--", zorder=1)
         ax.text(lat, ax.get_ylim()[0], f" {name}", rotation=90, va="bottom", fontsize=7, color="tab:blue")
     ax.set_xlabel("predicted latency on target (ms)")
-    ax.set_ylabel("accuracy (proxy top-1)")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"{title}\ntrained {result.trained}, pruned {result.pruned} of {result.candidates} candidates",
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
@@ -302,7 +310,8 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
         space = get_space(cfg.space or target.space)
         check_space(space)
         res = cfg.resolution or target.resolution(space.name)
-        cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res)})
+        cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res),
+                                      "dataset": _dataset(cfg, space)})
         if cfg.table and not Path(cfg.table).is_file():
             raise UsageError(f"no latency table file at {cfg.table} (leave --table out to use the target's own)")
         evaluator = make_evaluator(cfg, space, run, log)
@@ -328,6 +337,21 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     finally:
         if journal is not None:
             journal.close()
+
+
+def _dataset(cfg: SearchConfig, space) -> str:
+    """The run's dataset (the task's default when none was given), checked against the space."""
+    from plaid.train.evaluators import dataset_for
+
+    if cfg.backbone_checkpoint and space.task != "segmentation":
+        raise UsageError(f"--backbone-checkpoint is for segmentation spaces (pl1aseg, dfseg); {space.name!r} "
+                         f"is a {space.task} space")
+    return dataset_for(cfg.dataset, space)
+
+
+def metric_label(space) -> str:
+    """What the accuracy axis of a report holds: mIoU for a segmentation space."""
+    return "mIoU" if getattr(space, "task", "classification") == "segmentation" else "accuracy"
 
 
 def _create_run_dir(run: Path) -> None:
@@ -398,6 +422,7 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
                         audit=cfg.audit, repeats=cfg.repeats, on_result=on_result, trainer=pool)
         nets = evaluate_baselines(space, predictor, baseline_accuracy, run, evaluator_id, log)
         workers = _workers_report(cfg, result, pool)
+    metric = metric_label(space)
     prior = _reported(run / "result.json")
     if result.trained < prior:
         raise PlaidError(f"{run / 'result.json'} reports {prior} trainings and this search {result.trained}: "
@@ -417,12 +442,15 @@ def _search(cfg: SearchConfig, target, space, run: Path, journal, evaluator, pro
         **result.to_json(),
         "baselines_ms": baselines,
         "baselines": nets,
-        "baselines_beaten": beaten(result.front, nets),
+        "baselines_beaten": beaten(result.front, nets, metric),
+        "metric": metric,
     }
     write_json(run / "result.json", summary)
     write_json(run / "front.json", {"target": target.name, "space": space.name, "resolution": list(res),
+                                    "metric": metric,
                                     "front": [_front_entry(e, evaluator) for e in result.front],
                                     "baselines": nets, "baselines_beaten": summary["baselines_beaten"]})
-    front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})", nets)
+    ylabel = "mIoU (segmentation proxy, val)" if metric == "mIoU" else "accuracy (proxy top-1)"
+    front_plot(run / "front.png", result, baselines, f"{space.name} on {target.name} ({cfg.strategy})", nets, ylabel)
     summary["plot"] = str(run / "front.png")
     return summary

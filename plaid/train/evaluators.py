@@ -112,7 +112,8 @@ class ProxyEvaluator(Evaluator):
                  progress: Callable[[int, int, float], None] | None = None) -> None:
         super().__init__(space)
         if getattr(space, "task", "classification") != "classification":
-            raise UsageError(f"the proxy trainer trains classification spaces; {space.name!r} is {space.task}")
+            raise UsageError(f"the proxy trainer trains classification spaces; {space.name!r} is {space.task} "
+                             f"(the segmentation proxy is the 'segproxy' evaluator, which plaid search picks for it)")
         if dataset.resolution != cfg.resolution:
             raise UsageError(f"dataset {dataset.name!r} is at resolution {dataset.resolution}, the proxy config "
                              f"asks for {cfg.resolution}")
@@ -124,10 +125,14 @@ class ProxyEvaluator(Evaluator):
 
     @classmethod
     def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        """The proxy of the space's task: this trainer for classification, the segmentation
+        proxy (:class:`SegProxyEvaluator`) for a decoder space."""
         from plaid.train.datasets import load_dataset
         from plaid.train.proxy import ProxyConfig
 
-        dataset = load_dataset(cfg.dataset, cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
+        if getattr(space, "task", "classification") == "segmentation":
+            return SegProxyEvaluator.for_search(cfg, space, run, log)
+        dataset = load_dataset(dataset_for(cfg.dataset, space), cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
         proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device,
                             stem_unstride=cfg.proxy_unstride, lr=cfg.proxy_lr)
         return make_evaluator(cls.name, space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints",
@@ -170,6 +175,160 @@ class ProxyEvaluator(Evaluator):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "dataset": self.dataset.describe(), "config": self.cfg.to_dict(),
                 "checkpoint_dir": None if self.checkpoint_dir is None else str(self.checkpoint_dir)}
+
+
+# ---- the segmentation proxy --------------------------------------------------------------------
+
+DEFAULT_DATASETS = {"classification": "digits-affine", "segmentation": "digits-seg"}
+
+
+def dataset_for(spec: str, space) -> str:
+    """The dataset a search of ``space`` trains on: ``spec``, or the embedded default of the
+    space's task when ``spec`` is empty; a dataset of the other task is one UsageError line."""
+    from plaid.train.datasets import DATASETS, SEG_DATASETS
+
+    task = getattr(space, "task", "classification")
+    spec = (spec or "").strip() or DEFAULT_DATASETS.get(task, "")
+    kind = spec.partition(":")[0]
+    if task == "segmentation" and kind in DATASETS:
+        raise UsageError(f"dataset {spec!r} is a classification dataset and space {space.name!r} is a segmentation "
+                         f"space (give digits-seg, cityscapes:PATH or segfolder:PATH, or leave --dataset out "
+                         f"for digits-seg)")
+    if task == "classification" and kind in SEG_DATASETS:
+        raise UsageError(f"dataset {spec!r} is a segmentation dataset and space {space.name!r} is a classification "
+                         f"space (give digits-affine, digits, cifar10:PATH or imagefolder:PATH, or leave --dataset "
+                         f"out for digits-affine)")
+    return spec
+
+
+@register_evaluator("segproxy")
+class SegProxyEvaluator(Evaluator):
+    """Train each decoder of a segmentation space with the segmentation proxy
+    (:mod:`plaid.train.segproxy`) on the cached features of the space's fixed backbone; the
+    accuracy is the val mIoU in [0, 1]. The backbone's weights are the file ``backbone``
+    (a user's checkpoint, or the classification proxy's cached one), checked when the
+    evaluator is built. The features are computed on the first training (and not shipped
+    when the evaluator travels to another process). Each training's per-class IoU goes to
+    ``results_dir/<sha1 of the arch>.json`` (``-seed<k>`` for a repeat), the seed-0 weights
+    of the whole net to ``checkpoint_dir``."""
+
+    metric = "mIoU"
+
+    def __init__(self, space, dataset, cfg, backbone: Path, checkpoint_dir: Path | None = None,
+                 results_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int, float], None] | None = None) -> None:
+        super().__init__(space)
+        if getattr(space, "task", "classification") != "segmentation":
+            raise UsageError(f"the segmentation proxy trains decoder spaces; {space.name!r} is "
+                             f"{getattr(space, 'task', 'classification')} (use the 'proxy' evaluator)")
+        if getattr(dataset, "ignore_index", None) is None:
+            raise UsageError(f"dataset {dataset.name!r} is not a segmentation dataset (no per-pixel masks)")
+        if tuple(dataset.resolution) != (cfg.resolution, cfg.resolution):
+            raise UsageError(f"dataset {dataset.name!r} is at {dataset.resolution[0]}x{dataset.resolution[1]}, the "
+                             f"segmentation proxy config asks for {cfg.resolution}x{cfg.resolution}")
+        from plaid.fsio import file_digest
+        from plaid.train.segproxy import load_backbone
+
+        self.dataset, self.cfg, self.backbone = dataset, cfg, Path(backbone)
+        probe = space.build(space.decode(self._any_arch()), num_classes=dataset.num_classes).backbone
+        load_backbone(probe, self.backbone, space.backbone)  # a wrong file fails here, before any run folder
+        self.backbone_state = probe.state_dict()
+        self.backbone_sha256 = file_digest(self.backbone)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.results_dir = Path(results_dir) if results_dir is not None else None
+        self.log, self.progress = log, progress
+        self.results: dict[str, dict[str, Any]] = {}
+        self.repeats: dict[tuple[str, int], dict[str, Any]] = {}
+        self._features = None
+
+    def _any_arch(self) -> str:
+        return self.space.encode(next(iter(self.space.enumerate())))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_features"] = None  # hundreds of MB; the other process computes its own
+        return state
+
+    @classmethod
+    def for_search(cls, cfg, space, run: Path, log: Callable[[str], None] | None) -> "Evaluator":
+        from plaid.train.datasets import load_seg_dataset
+        from plaid.train.proxy import ProxyConfig
+        from plaid.train.segproxy import SegProxyConfig, cached_backbone
+
+        spec = dataset_for(cfg.dataset, space)
+        checkpoint = getattr(cfg, "backbone_checkpoint", "")
+        # a cached backbone was trained with its stem's last strides at 1 (the classification
+        # proxy's stem_unstride) and extracts features so; a user's checkpoint runs as built
+        seg = SegProxyConfig(resolution=getattr(cfg, "seg_resolution", SegProxyConfig.resolution), seed=cfg.seed,
+                             device=cfg.device, backbone_unstride=0 if checkpoint else cfg.proxy_unstride)
+        dataset = load_seg_dataset(spec, seg.resolution, seed=cfg.seed, limit=cfg.train_limit)
+        if checkpoint:
+            backbone = Path(checkpoint)
+        else:
+            proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device,
+                                stem_unstride=cfg.proxy_unstride, lr=cfg.proxy_lr)
+            backbone = cached_backbone(space.backbone_space, space.backbone, proxy, log=log)
+        return make_evaluator(cls.name, space, dataset=dataset, cfg=seg, backbone=backbone,
+                              checkpoint_dir=run / "checkpoints", results_dir=run / "segmentation", log=log)
+
+    def checkpoint_path(self, key: str) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / f"{arch_sha1(key)}.pt"
+
+    def features(self):
+        """The backbone's feature maps of every image (computed on the first call)."""
+        if self._features is None:
+            import torch
+
+            from plaid.train.segproxy import extract_features
+
+            torch.manual_seed(self.cfg.seed)
+            net = self.space.build(self.space.decode(self._any_arch()), num_classes=self.dataset.num_classes)
+            net.backbone.load_state_dict(self.backbone_state)
+            self._features = extract_features(net.backbone, self.dataset, self.cfg)
+        return self._features
+
+    def __call__(self, arch: Any, seed: int = 0) -> float:
+        """Val mIoU of ``arch``'s decoder trained with seed ``cfg.seed + seed``."""
+        key = self.key(arch)
+        cache = self.results if not seed else self.repeats
+        slot = key if not seed else (key, seed)
+        if slot in cache:
+            return cache[slot]["miou"]
+        import dataclasses
+
+        import torch
+
+        from plaid.train.segproxy import save_seg_checkpoint, train_decoder, write_iou
+
+        cfg = dataclasses.replace(self.cfg, seed=self.cfg.seed + seed) if seed else self.cfg
+        value = self.space.decode(arch) if isinstance(arch, str) else arch
+        feats = self.features()
+        torch.manual_seed(cfg.seed)  # the same initial weights for the same arch and seed
+        model = self.space.build(value, num_classes=self.dataset.num_classes)
+        model.backbone.load_state_dict(self.backbone_state)
+        result = train_decoder(model, feats, cfg, self.dataset.num_classes, self.dataset.ignore_index,
+                               progress=self.progress)
+        if self.results_dir is not None:
+            name = arch_sha1(key) + (f"-seed{cfg.seed}" if seed else "")
+            result["iou_file"] = str(write_iou(self.results_dir / f"{name}.json", key, self.dataset, cfg, result))
+        path = self.checkpoint_path(key) if not seed else None
+        if path is not None:
+            save_seg_checkpoint(model, path, key, self.dataset, cfg, result)
+            result["checkpoint"] = str(path)
+        cache[slot] = result
+        if self.log is not None:
+            again = f" (seed {cfg.seed})" if seed else ""
+            self.log(f"{key}{again}: mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_accuracy']:.4f}, "
+                     f"loss {result['loss']:.4f}, {result['train_seconds']:.1f} s, "
+                     f"{result['params'] / 1e6:.3f} M decoder params")
+        return result["miou"]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "metric": self.metric, "dataset": self.dataset.describe(),
+                "config": self.cfg.to_dict(), "backbone": {"path": str(self.backbone), "sha256": self.backbone_sha256,
+                                                           "arch": self.space.backbone},
+                "checkpoint_dir": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+                "results_dir": None if self.results_dir is None else str(self.results_dir)}
 
 
 # ---- the user's own training command ------------------------------------------------------------
