@@ -308,10 +308,11 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     try:
         target = load_target(cfg.target)
         space = get_space(cfg.space or target.space)
+        dataset = _dataset(cfg, space)
         check_space(space)
         res = cfg.resolution or target.resolution(space.name)
         cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res),
-                                      "dataset": _dataset(cfg, space)})
+                                      "dataset": dataset})
         if cfg.table and not Path(cfg.table).is_file():
             raise UsageError(f"no latency table file at {cfg.table} (leave --table out to use the target's own)")
         evaluator = make_evaluator(cfg, space, run, log)
