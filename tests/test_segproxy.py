@@ -172,6 +172,7 @@ def test_the_search_picks_the_segmentation_proxy_for_a_decoder_space(tmp_path):
     miou = ev(arch)
     assert 0.0 <= miou <= 1.0 and ev(arch) == miou
     (doc_path,) = (run / "segmentation").glob("*.json")
+    assert doc_path == ev.iou_path(arch)
     doc = json.loads(doc_path.read_text())
     assert doc["arch"] == arch and doc["miou"] == miou and set(doc["iou"]) == set(ev.dataset.classes)
     record = torch.load(ev.checkpoint_path(arch), weights_only=True)
@@ -206,6 +207,20 @@ def test_search_cli_task_mistakes_are_one_line(args, fragment, tmp_path):
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert len(out.stderr.strip().splitlines()) == 1 and fragment in out.stderr, out.stderr
     assert not list(tmp_path.iterdir())  # no run folder left behind
+
+
+def test_the_search_backbone_option_sets_the_decoder_space_backbone():
+    from plaid.search.run import SearchConfig, search_space
+    from plaid.zoo import DF1
+
+    space = search_space(SearchConfig(space="dfseg", backbone="df1"))
+    assert space.name == "dfseg" and space.backbone == space.backbone_space.encode(space.backbone_space.decode(DF1))
+    assert search_space(SearchConfig(space="dfseg", backbone=DF1)) is space
+    assert search_space(SearchConfig(space="dfseg")).backbone != space.backbone
+    with pytest.raises(UsageError, match="--backbone is for decoder spaces"):
+        search_space(SearchConfig(space="pl1a", backbone="df1"))
+    with pytest.raises(UsageError, match="not a df architecture"):
+        search_space(SearchConfig(space="dfseg", backbone="pl1a:48x4-96x8-192x4"))
 
 
 def test_seg_baselines_are_the_zoo_nets_on_the_space_backbone():

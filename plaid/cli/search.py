@@ -21,6 +21,7 @@ examples:
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
   plaid search --space pl1aseg                   decoder search on digits-seg, mIoU on the front (PL1A-Seg baseline)
   plaid search --space pl1aseg --backbone-checkpoint pl1a.pt --dataset cityscapes:/data/cityscapes
+  plaid search --space dfseg --backbone df1      DF-Seg decoders on DF1 (DF1-Seg the baseline)
 
 Every trained candidate is committed to the run's journal the moment it finishes;
 --resume continues a run with its own options and budget (raise it with --budget),
@@ -45,7 +46,7 @@ MAX_REPEATS = 1000
 # defaults of the options that a resumed run takes from its config.json
 _DEFAULTS = {"target": "host", "space": "", "dataset": None, "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "proxy_unstride": 1,
-             "train_limit": None, "backbone_checkpoint": None, "seg_resolution": 64,
+             "train_limit": None, "backbone": None, "backbone_checkpoint": None, "seg_resolution": 64,
              "device": "cpu", "seed": 0, "pool": None, "table": "",
              "margin": None, "audit": 0.05, "repeats": 0, "workers": 1}
 
@@ -76,6 +77,9 @@ def add_parser(sub) -> None:
                         "that a small proxy input leaves the last stage a map larger than 1x1 (default 1; 0: "
                         "the net exactly as built, as runs before this option)")
     p.add_argument("--train-limit", type=int, help="cap on training images per candidate")
+    p.add_argument("--backbone", metavar="ARCH",
+                   help="decoder spaces: the fixed backbone, a zoo name (df1, df2, dflite) or an arch string "
+                        "of the space's backbone space (default: the space's preset, DF2 for dfseg)")
     p.add_argument("--backbone-checkpoint", metavar="PATH",
                    help="segmentation spaces: the fixed backbone's weights (a torch state_dict of the backbone or "
                         "of a classifier of that arch; default: trained once by the classification proxy, cached)")
@@ -163,6 +167,7 @@ def _config(args):
                         accuracy_table=args.accuracy_table or "", epochs=args.epochs,
                         proxy_resolution=args.proxy_resolution, proxy_unstride=args.proxy_unstride,
                         train_limit=args.train_limit, seg_resolution=args.seg_resolution,
+                        backbone=(args.backbone or "").strip(),
                         backbone_checkpoint=str(Path(args.backbone_checkpoint).resolve()) if args.backbone_checkpoint
                         else "",
                         device=args.device, table=args.table, workers=args.workers, batch=args.workers)

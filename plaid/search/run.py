@@ -31,7 +31,8 @@ _WHERE = ("ray", "ray_cpus_per_trial", "ray_gpus_per_trial")  # where trainings 
 
 # options added after runs existed -> what those runs did (left out of the identity when equal, so
 # their journals still resume, and filled in when their config.json lacks them)
-_NEWER = {"repeats": 0, "proxy_unstride": 0, "proxy_lr": 0.4, "backbone_checkpoint": "", "seg_resolution": 64}
+_NEWER = {"repeats": 0, "proxy_unstride": 0, "proxy_lr": 0.4, "backbone": "", "backbone_checkpoint": "",
+          "seg_resolution": 64}
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ class SearchConfig:
     proxy_unstride: int = 1
     proxy_lr: float = 0.8  # the proxy's SGD learning rate (ProxyConfig.lr)
     train_limit: int | None = None
-    # segmentation spaces: the fixed backbone's weights ("" = trained once by the classification proxy and
+    # decoder spaces: the fixed backbone (a zoo name or arch string; "" = the space's preset), its weights ("" = trained once by the classification proxy and
     # cached) and the side of the square images the decoders are trained on
+    backbone: str = ""
     backbone_checkpoint: str = ""
     seg_resolution: int = 64
     device: str = "cpu"
@@ -138,10 +140,27 @@ def make_evaluator(cfg: SearchConfig, space, run: Path, log: Callable[[str], Non
 def worker_evaluator(cfg_json: dict[str, Any], run: str):
     """The evaluator of a (resolved) search config, built inside a worker process: the
     :class:`~plaid.search.workers.WorkerPool` factory, as ``functools.partial`` of this."""
+    cfg = SearchConfig.from_json(cfg_json)
+    return make_evaluator(cfg, search_space(cfg), Path(run), None)
+
+
+def search_space(cfg: SearchConfig, default: str = ""):
+    """The space ``cfg`` searches: ``cfg.space`` (else ``default``); for a decoder space with
+    ``cfg.backbone`` (a zoo name such as ``df1`` or an arch string), the space on that fixed
+    backbone (``get_space(name, backbone=...)``)."""
     from plaid.spaces import get_space
 
-    cfg = SearchConfig.from_json(cfg_json)
-    return make_evaluator(cfg, get_space(cfg.space), Path(run), None)
+    space = get_space(cfg.space or default)
+    if not cfg.backbone:
+        return space
+    if not hasattr(space, "backbone_space"):
+        raise UsageError(f"--backbone is for decoder spaces (pl1aseg, dfseg); {space.name!r} has no fixed backbone")
+    from plaid.zoo import ZOO
+
+    text = cfg.backbone.strip()
+    if text in ZOO and ZOO.get(text).arch:
+        text = ZOO.get(text).arch
+    return get_space(space.name, backbone=text)
 
 
 def _pool(cfg: SearchConfig, run: Path, log: Callable[[str], None], evaluator=None):
@@ -285,6 +304,9 @@ def _front_entry(e, evaluator) -> dict:
     path = evaluator.checkpoint_path(e.key) if hasattr(evaluator, "checkpoint_path") else None
     if path is not None and path.is_file():
         entry["checkpoint"] = str(path)
+    iou = evaluator.iou_path(e.key) if hasattr(evaluator, "iou_path") else None
+    if iou is not None and iou.is_file():
+        entry["per_class_iou"] = str(iou)
     return entry
 
 
@@ -298,7 +320,6 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     created, and removes the folder again when it fails before a training is journaled."""
     from plaid.lut.units import check_space
     from plaid.search.journal import Journal
-    from plaid.spaces import get_space
     from plaid.targets import load_target
 
     from plaid.search.workers import check_workers
@@ -307,12 +328,12 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
     journal = Journal.open(run / "journal.sqlite", cfg.identity(), create=False) if resume else None
     try:
         target = load_target(cfg.target)
-        space = get_space(cfg.space or target.space)
+        space = search_space(cfg, target.space)
         dataset = _dataset(cfg, space)
         check_space(space)
         res = cfg.resolution or target.resolution(space.name)
         cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res),
-                                      "dataset": dataset})
+                                      "dataset": dataset, "backbone": space.backbone if cfg.backbone else ""})
         if cfg.table and not Path(cfg.table).is_file():
             raise UsageError(f"no latency table file at {cfg.table} (leave --table out to use the target's own)")
         evaluator = make_evaluator(cfg, space, run, log)

@@ -274,6 +274,12 @@ class SegProxyEvaluator(Evaluator):
     def checkpoint_path(self, key: str) -> Path | None:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / f"{arch_sha1(key)}.pt"
 
+    def iou_path(self, key: str, seed: int = 0) -> Path | None:
+        """Where the per-class IoU of ``key``'s training (seed offset ``seed``) is written."""
+        if self.results_dir is None:
+            return None
+        return self.results_dir / (arch_sha1(key) + (f"-seed{self.cfg.seed + seed}" if seed else "") + ".json")
+
     def features(self):
         """The backbone's feature maps of every image (computed on the first call)."""
         if self._features is None:
@@ -308,9 +314,9 @@ class SegProxyEvaluator(Evaluator):
         model.backbone.load_state_dict(self.backbone_state)
         result = train_decoder(model, feats, cfg, self.dataset.num_classes, self.dataset.ignore_index,
                                progress=self.progress)
-        if self.results_dir is not None:
-            name = arch_sha1(key) + (f"-seed{cfg.seed}" if seed else "")
-            result["iou_file"] = str(write_iou(self.results_dir / f"{name}.json", key, self.dataset, cfg, result))
+        iou_path = self.iou_path(key, seed)
+        if iou_path is not None:
+            result["iou_file"] = str(write_iou(iou_path, key, self.dataset, cfg, result))
         path = self.checkpoint_path(key) if not seed else None
         if path is not None:
             save_seg_checkpoint(model, path, key, self.dataset, cfg, result)
