@@ -225,7 +225,8 @@ def report_lines(summary: dict) -> list[str]:
             how = f"margin fixed at {m['delta']:.4f}, not floored"
         else:
             how = f"margin floor {m['floor']:.3f}" if m.get("floor") is not None else "no margin floor"
-        lines.append(f"seed noise ±{summary['seed_noise']:.3f} top-1 from {n} repeat{'s' if n != 1 else ''} ({how})")
+        metric = "mIoU" if summary.get("metric") == "mIoU" else "top-1"
+        lines.append(f"seed noise ±{summary['seed_noise']:.3f} {metric} from {n} repeat{'s' if n != 1 else ''} ({how})")
     for line in summary.get("baselines_beaten", []):
         lines.append(f"baseline  {line}")
     w = summary.get("workers") or {}
