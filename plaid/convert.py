@@ -51,12 +51,24 @@ def quiet_fd2(log: Path | None = None):
         target.close()
 
 
-def export_onnx(module, input_shape: tuple[int, ...], path: Path) -> Path:
-    """Export an eval-mode module to a single ONNX file (dynamo exporter, opset 20)."""
+def input_shapes(shape) -> list[tuple[int, ...]]:
+    """One input's shape ``(1, C, H, W)``, or a sequence of them (a module of several
+    inputs), as a list of shapes."""
+    if shape and isinstance(shape[0], int):
+        return [tuple(shape)]
+    return [tuple(s) for s in shape]
+
+
+def export_onnx(module, input_shape, path: Path) -> Path:
+    """Export an eval-mode module to a single ONNX file (dynamo exporter, opset 20).
+    ``input_shape``: one shape, or a sequence of shapes for a module of several inputs
+    (named input, input2, ...)."""
     import logging
 
     import torch
 
+    shapes = input_shapes(input_shape)
+    names = ["input"] + [f"input{i}" for i in range(2, len(shapes) + 1)]
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     quiet = io.StringIO()
@@ -66,8 +78,8 @@ def export_onnx(module, input_shape: tuple[int, ...], path: Path) -> Path:
         with atomic_path(path) as tmp:
             try:
                 with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), torch.no_grad():
-                    torch.onnx.export(module, (torch.zeros(*input_shape),), str(tmp), dynamo=True,
-                                      opset_version=OPSET, external_data=False, input_names=["input"],
+                    torch.onnx.export(module, tuple(torch.zeros(*s) for s in shapes), str(tmp), dynamo=True,
+                                      opset_version=OPSET, external_data=False, input_names=names,
                                       output_names=["output"], verbose=False)
             except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
                 raise PlaidError(f"ONNX export failed: {type(exc).__name__}: "

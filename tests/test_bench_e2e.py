@@ -143,8 +143,18 @@ def test_missing_table_and_remote_targets_are_usage_errors(tmp_path):
     assert out.returncode == 2 and "--adb-serial" in out.stderr and "plaid devices" in out.stderr
     out = run_plaid("bench", "--target", "nope")
     assert out.returncode == 2 and "unknown target" in out.stderr
-    out = run_plaid("bench", "--space", "dfseg", "--dry-run")
-    assert out.returncode == 2 and "df and pl1a" in out.stderr
+    out = run_plaid("bench", "--space", "pl1aseg", "--resolution", "100x160", "--dry-run")
+    assert out.returncode == 2 and "divisible by 32" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_dry_run_lists_the_decoder_units():
+    out = run_plaid("bench", "--space", "pl1aseg", "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["resolution"] == [384, 640] and sum(report["counts"].values()) == len(report["units"]) == 689
+    keys = {u["key"] for u in report["units"]}
+    assert "pl1aseg.backbone-in:384x640x3-out:12x20x192-s32-[pl1a:48x4-96x8-192x4]" in keys
+    assert "pl1aseg.score-in:48x80x16-out:384x640x19-s1-up8" in keys
 
 
 @pytest.fixture

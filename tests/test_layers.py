@@ -28,6 +28,17 @@ def test_bilinear_up_is_fixed_bilinear_interpolation_inside():
     assert torch.allclose(k.sum(), torch.tensor(4.0))  # 2x2 outputs per input, weight 1 each
 
 
+def test_bilinear_up_computes_the_transposed_conv_everywhere():
+    """Pad + resize + crop gives the released deconv's values, borders included (so
+    checkpoints and parity figures are unchanged), for every scale the models use."""
+    torch.manual_seed(0)
+    for scale, (h, w) in [(2, (8, 8)), (2, (3, 5)), (8, (4, 6)), (8, (48, 80)), (4, (1, 1))]:
+        up = BilinearUp(5, scale)
+        x = torch.randn(2, 5, h, w)
+        want = F.conv_transpose2d(x, up.weight, stride=scale, padding=scale // 2, groups=5)
+        torch.testing.assert_close(up(x), want, rtol=1e-5, atol=1e-5)
+
+
 def test_bilinear_up8_shape():
     assert BilinearUp(19, 8)(torch.zeros(1, 19, 4, 6)).shape == (1, 19, 32, 48)
 

@@ -97,7 +97,7 @@ def test_search_with_the_proxy_trainer_on_digits(env, tmp_path):
     (["search", "--window", "5:1"], "bad --window"),
     (["search", "--train-cmd", "x {arch} {out}", "--accuracy-table", "a.csv"], "not both"),
     (["search", "--resume", "/nonexistent/run"], "not a search run folder"),
-    (["search", "--space", "dfseg"], "df and pl1a"),
+    (["search", "--space", "nope"], "unknown space"),
     (["search", "--resume", "somewhere", "--strategy", "random"], "only --budget may change (got --strategy)"),
 ])
 def test_search_usage_errors(args, fragment, tmp_path):

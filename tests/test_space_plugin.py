@@ -85,12 +85,24 @@ def _conv(u):
     return ConvBN(u.cin, u.cout, 3, u.stride)
 
 
-def test_a_registered_space_is_measurable_and_a_decoder_space_is_not():
+UNITLESS = "toyconv-unitless-test"
+
+
+@register_space(UNITLESS)
+class UnitlessSpace(ToyConvSpace):
+    """The toy space without latency units: searchable, not measurable."""
+
+    name = UNITLESS
+    units = Space.units
+    all_units = Space.all_units
+
+
+def test_a_registered_space_is_measurable_and_one_without_units_is_not():
     assert NAME in SPACES and NAME in measurable_spaces()
-    assert {"df", "pl1a"} <= set(measurable_spaces()) and "dfseg" not in measurable_spaces()
-    assert get_space(NAME).measurable and not get_space("dfseg").measurable
+    assert {"df", "pl1a", "dfseg", "pl1aseg"} <= set(measurable_spaces()) and UNITLESS not in measurable_spaces()
+    assert get_space(NAME).measurable and not get_space(UNITLESS).measurable
     with pytest.raises(UsageError, match="no latency units yet"):
-        get_space("dfseg").all_units((64, 64))
+        get_space(UNITLESS).all_units((64, 64))
 
 
 def test_a_unit_kind_without_a_builder_is_named():

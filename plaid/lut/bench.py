@@ -120,7 +120,7 @@ def model_files(jobs, runtime: str, progress: Progress = no_progress) -> list[Pa
 
 def convert_units(units: list[Unit], progress: Progress = no_progress, runtime: str = "tflite") -> dict[str, Path]:
     """The model file per unit key that ``runtime`` reads (model_files)."""
-    paths = model_files([(u.key, u.build, u.input_shape) for u in units], runtime, progress)
+    paths = model_files([(u.key, u.build, u.input_shapes) for u in units], runtime, progress)
     return {u.key: p for u, p in zip(units, paths)}
 
 

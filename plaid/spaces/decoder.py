@@ -2,7 +2,30 @@
 PL1A-Seg decoder whose seven widths are the genes.
 
 String form: ``dfseg:19-32-128-32-32-19-19@df:R64x3-R128x3-R256x3,512`` (DF1-Seg), i.e.
-``SPACE:wc3-wc4-wc5-proj4-dec4-proj3-dec3@BACKBONE``."""
+``SPACE:wc3-wc4-wc5-proj4-dec4-proj3-dec3@BACKBONE``.
+
+Latency units (what a table measures and the predictor sums), one per layer group of
+:class:`plaid.models.seg.SegNet`, at the target resolution H x W:
+
+=========  ===================================================  ======================
+kind       what it runs                                         varies with
+=========  ===================================================  ======================
+backbone   the fixed backbone, image to its 1/32 features        nothing (one unit)
+psp        PSP (pool to each bin, 1x1, upsample, concat,         wc5
+           fusion conv) then the wc5 1x1 conv, at 1/32
+lateral    a 1x1 conv on the backbone's 1/16 (wc4) or 1/8 (wc3)   wc4 / wc3
+up         projection 1x1 conv, then x2 bilinear upsampling       (wc5, proj4) / (dec4, proj3)
+concat     lateral and upsampled projection, channel concat       (wc4, proj4) / (wc3, proj3)
+fuse       the 3x3 fusion conv (separable for PL1A-Seg)           (wc4+proj4, dec4) / (wc3+proj3, dec3)
+score      3x3 score conv at 1/8, then x8 bilinear upsampling     dec3
+=========  ===================================================  ======================
+
+A fusion conv costs the same whichever way its input channels were concatenated, so it is
+keyed by their sum; the concat unit (two inputs) carries the split. The backbone unit
+returns only its last map: the 1/8 and 1/16 maps the laterals read are computed on the way.
+Its key holds the backbone's arch, the psp key the bins and conv style, the fuse key the conv
+style: a unit builds from its key alone and a table never confuses two presets. The score unit's output stays NCHW, as the whole
+network's does."""
 
 from __future__ import annotations
 
@@ -15,6 +38,7 @@ from plaid.config import require
 from plaid.errors import ArchError
 from plaid.spaces import get_space, register_space
 from plaid.spaces.base import Space, check_arch_length, expect
+from plaid.spaces.units import Unit, down, unit_builder
 
 GENES = ("wc3", "wc4", "wc5", "proj4", "dec4", "proj3", "dec3")
 
@@ -143,6 +167,67 @@ class DecoderSpace(Space):
             num_classes=num_classes or self.style.num_classes,
         )
 
+    # ---- latency units ---------------------------------------------------------------
+    def backbone_channels(self) -> tuple[int, int, int]:
+        """The backbone's widths at 1/8, 1/16 and 1/32 (from a weightless build, once)."""
+        if getattr(self, "_channels", None) is None:
+            from plaid.complexity import build_on_meta
+
+            bb = build_on_meta(self.backbone_space.build, self.backbone_space.decode(self.backbone),
+                               num_classes=1).backbone
+            self._channels = tuple(int(c) for c in bb.stage_channels[-3:])
+        return self._channels
+
+    def _unit_shapes(self, resolution: tuple[int, int]):
+        h, w = resolution
+        if h % 32 or w % 32:
+            raise ArchError(f"{self.name}: the decoder needs a resolution divisible by 32, got {h}x{w}")
+        return [(down(h, s), down(w, s)) for s in (8, 16, 32)]
+
+    def _tags(self) -> tuple[str, str]:
+        """(the psp unit's tag, the fuse unit's tag): the conv style and the PSP bins."""
+        style = "sep" if self.style.separable else "conv3"
+        return f"{style}-bins:" + ",".join(f"{a}x{b}" for a, b in self.style.psp_bins), style
+
+    def units(self, arch: DecoderArch, resolution: tuple[int, int]) -> list[Unit]:
+        (h8, w8), (h16, w16), (h32, w32) = self._unit_shapes(resolution)
+        c8, c16, c32 = self.backbone_channels()
+        g = dict(zip(GENES, arch.widths))
+        bins, style = self._tags()
+        n, k = self.name, self.style.num_classes
+        return [
+            Unit(n, "backbone", *resolution, 3, c32, stride=32, tag=arch.backbone),
+            Unit(n, "psp", h32, w32, c32, g["wc5"], mid=c32 // self.style.psp_div, tag=bins),
+            Unit(n, "lateral", h16, w16, c16, g["wc4"]),
+            Unit(n, "up", h32, w32, g["wc5"], g["proj4"], up=2),
+            Unit(n, "concat", h16, w16, g["wc4"], g["wc4"] + g["proj4"], cin2=g["proj4"]),
+            Unit(n, "fuse", h16, w16, g["wc4"] + g["proj4"], g["dec4"], tag=style),
+            Unit(n, "lateral", h8, w8, c8, g["wc3"]),
+            Unit(n, "up", h16, w16, g["dec4"], g["proj3"], up=2),
+            Unit(n, "concat", h8, w8, g["wc3"], g["wc3"] + g["proj3"], cin2=g["proj3"]),
+            Unit(n, "fuse", h8, w8, g["wc3"] + g["proj3"], g["dec3"], tag=style),
+            Unit(n, "score", h8, w8, g["dec3"], k, up=8),
+        ]
+
+    def all_units(self, resolution: tuple[int, int]) -> list[Unit]:
+        (h8, w8), (h16, w16), (h32, w32) = self._unit_shapes(resolution)
+        c8, c16, c32 = self.backbone_channels()
+        bins, style = self._tags()
+        n, ws = self.name, self.widths
+        found = {Unit(n, "backbone", *resolution, 3, c32, stride=32, tag=self.backbone)}
+        found |= {Unit(n, "psp", h32, w32, c32, x, mid=c32 // self.style.psp_div, tag=bins) for x in ws}
+        found |= {Unit(n, "score", h8, w8, x, self.style.num_classes, up=8) for x in ws}
+        for (h, w), c_bb in (((h16, w16), c16), ((h8, w8), c8)):  # the two decoder steps
+            lo = (down(h, 2), down(w, 2))
+            found |= {Unit(n, "lateral", h, w, c_bb, x) for x in ws}
+            for a in ws:
+                for b in ws:
+                    found.add(Unit(n, "up", *lo, a, b, up=2))
+                    found.add(Unit(n, "concat", h, w, a, a + b, cin2=b))
+                    for c in ws:
+                        found.add(Unit(n, "fuse", h, w, a + b, c, tag=style))
+        return sorted(found)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -168,3 +253,87 @@ class DFSegSpace(DecoderSpace):
 @register_space("pl1aseg")
 class PL1ASegSpace(DecoderSpace):
     pass
+
+
+# ---- how each decoder unit is built (the modules of plaid.models.seg) -----------------------
+# A unit says all its module needs (the backbone's arch, the bins and the conv style are in
+# its tag), so it builds the same whichever preset is loaded.
+
+def _parse_psp_tag(tag: str) -> tuple[bool, tuple[tuple[int, int], ...]]:
+    style, _, bins = tag.partition("-bins:")
+    return style == "sep", tuple(tuple(int(v) for v in b.split("x")) for b in bins.split(","))
+
+
+@unit_builder("*", "backbone")
+def _backbone_module(u: Unit):
+    from torch import nn
+
+    from plaid.spaces import get_space
+
+    space = get_space(u.tag.split(":", 1)[0])
+    backbone = space.build(space.decode(u.tag), num_classes=1).backbone
+
+    class LastMap(nn.Module):  # the backbone's forward returns every stage's map
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, x):
+            return self.backbone(x)[-1]
+
+    return LastMap()
+
+
+@unit_builder("*", "psp")
+def _psp_module(u: Unit):
+    from torch import nn
+
+    from plaid.models.layers import ConvBN
+    from plaid.models.seg import PSP
+
+    separable, bins = _parse_psp_tag(u.tag)
+    return nn.Sequential(PSP(u.cin, u.mid, bins, separable), ConvBN(u.cin, u.cout, 1))
+
+
+@unit_builder("*", "lateral")
+def _lateral_module(u: Unit):
+    from plaid.models.layers import ConvBN
+
+    return ConvBN(u.cin, u.cout, 1)
+
+
+@unit_builder("*", "up")
+def _up_module(u: Unit):
+    from torch import nn
+
+    from plaid.models.layers import BilinearUp, ConvBN
+
+    return nn.Sequential(ConvBN(u.cin, u.cout, 1), BilinearUp(u.cout, u.up))
+
+
+@unit_builder("*", "concat")
+def _concat_module(u: Unit):
+    import torch
+    from torch import nn
+
+    class Concat(nn.Module):
+        def forward(self, a, b):
+            return torch.cat([a, b], dim=1)
+
+    return Concat()
+
+
+@unit_builder("*", "fuse")
+def _fuse_module(u: Unit):
+    from plaid.models.seg import fusion_conv
+
+    return fusion_conv(u.cin, u.cout, u.tag == "sep")
+
+
+@unit_builder("*", "score", nhwc=False)  # NCHW out, as the whole network's output
+def _score_module(u: Unit):
+    from torch import nn
+
+    from plaid.models.layers import BilinearUp
+
+    return nn.Sequential(nn.Conv2d(u.cin, u.cout, 3, padding=1), BilinearUp(u.cout, u.up))

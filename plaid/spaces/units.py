@@ -45,7 +45,7 @@ def unit_builder(space: str, kind: str, nhwc: bool = True):
 @dataclass(frozen=True, order=True)
 class Unit:
     space: str  # the space's name: the key's prefix and the builder's namespace
-    kind: str  # stem | basic | bottleneck | shuffle | head | a kind a space registers
+    kind: str  # stem | basic | bottleneck | shuffle | head | a kind a space registers (decoder kinds: plaid.spaces.decoder)
     h: int  # input height / width
     w: int
     cin: int
@@ -53,6 +53,9 @@ class Unit:
     mid: int = 0  # bottleneck inner width; stem: first conv width
     stride: int = 1
     proj: bool = False
+    cin2: int = 0  # a second input's channels, at the same h x w (0: one input)
+    up: int = 1  # the output is upsampled by this factor after the stride
+    tag: str = ""  # what else tells units of a kind apart (a fixed backbone's arch, a head's bins)
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -60,7 +63,7 @@ class Unit:
             return down(down(self.h, 2), 2), down(down(self.w, 2), 2)
         if self.kind == "head":
             return 1, 1
-        return down(self.h, self.stride), down(self.w, self.stride)
+        return down(self.h, self.stride) * self.up, down(self.w, self.stride) * self.up
 
     @property
     def key(self) -> str:
@@ -68,18 +71,32 @@ class Unit:
         if self.kind == "head":
             return f"head-in:{self.h}x{self.w}x{self.cin}-out:{self.cout}"
         parts = [f"{self.space}.{self.kind}", f"in:{self.h}x{self.w}x{self.cin}"]
+        if self.cin2:
+            parts.append(f"in2:{self.h}x{self.w}x{self.cin2}")
         if self.kind in ("bottleneck", "stem"):
             parts.append(f"mid:{self.mid}")
         parts.append(f"out:{oh}x{ow}x{self.cout}")
         if self.kind not in ("stem",):
             parts.append(f"s{self.stride}")
+        if self.up > 1:
+            parts.append(f"up{self.up}")
         if self.proj:
             parts.append("proj")
+        if self.tag:
+            parts.append(f"[{self.tag}]")
         return "-".join(parts)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
+        """The (first) input's NCHW shape."""
         return (1, self.cin, self.h, self.w)
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Every input's NCHW shape, in the order the module takes them."""
+        if self.cin2:
+            return self.input_shape, (1, self.cin2, self.h, self.w)
+        return (self.input_shape,)
 
     def build(self):
         """The unit alone as a tiny module, in eval mode, with fixed weights (deterministic
