@@ -2,7 +2,10 @@
 better). Evaluators register by name; ``make_evaluator("proxy" | "command" | "table", space, ...)``
 builds one from its options, ``evaluator_for_search(cfg, space, run)`` the one a search config names.
 
-- ``proxy``: the built-in trainer (:mod:`plaid.train.proxy`) on a loaded dataset;
+- ``proxy``: the built-in trainer (:mod:`plaid.train.proxy`) on a loaded dataset; for a
+  segmentation space the search's ``proxy`` is ``segproxy``;
+- ``segproxy``: decoders of a segmentation space trained on the features of its frozen
+  backbone (:mod:`plaid.train.segproxy`); the accuracy is the val mIoU;
 - ``command``: the user's own training, e.g. ``python train.py --arch {arch} --out {out}``,
   which writes ``{"accuracy": 0.71}`` (or ``"top1"``) as JSON to ``{out}``; running it is
   :mod:`plaid.train.command`;
