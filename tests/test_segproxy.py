@@ -175,6 +175,16 @@ def test_the_search_picks_the_segmentation_proxy_for_a_decoder_space(tmp_path):
     assert doc_path == ev.iou_path(arch)
     doc = json.loads(doc_path.read_text())
     assert doc["arch"] == arch and doc["miou"] == miou and set(doc["iou"]) == set(ev.dataset.classes)
+    from types import SimpleNamespace
+
+    from plaid.search.baselines import beaten
+    from plaid.search.run import _front_entry, metric_label
+
+    entry = _front_entry(SimpleNamespace(key=arch, to_json=lambda: {"arch": arch}), ev)  # a front member
+    assert entry["per_class_iou"] == str(doc_path) and entry["checkpoint"] == str(ev.checkpoint_path(arch))
+    assert metric_label(space) == "mIoU" and metric_label(get_space("pl1a")) == "accuracy"
+    line, = beaten([], [{"name": "pl1a-seg", "latency": 2.0, "accuracy": 0.3}], metric_label(space))
+    assert "mIoU 0.3000" in line
     record = torch.load(ev.checkpoint_path(arch), weights_only=True)
     assert record["plaid"]["task"] == "segmentation" and "backbone.stem.dw1.conv.weight" in record["state_dict"]
     torch.save(bspace.build(bspace.decode(SMALL_BACKBONE), num_classes=10).state_dict(), tmp_path / "other.pt")
