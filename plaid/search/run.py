@@ -59,8 +59,9 @@ class SearchConfig:
     proxy_unstride: int = 1
     proxy_lr: float = 0.8  # the proxy's SGD learning rate (ProxyConfig.lr)
     train_limit: int | None = None
-    # decoder spaces: the fixed backbone (a zoo name or arch string; "" = the space's preset), its weights ("" = trained once by the classification proxy and
-    # cached) and the side of the square images the decoders are trained on
+    # decoder spaces: the fixed backbone (a zoo name or arch string; "" = the space's preset), its weights
+    # ("" = trained once by the classification proxy and cached) and the side of the square images the
+    # decoders are trained on
     backbone: str = ""
     backbone_checkpoint: str = ""
     seg_resolution: int = 64
