@@ -226,7 +226,8 @@ def report_lines(summary: dict) -> list[str]:
         else:
             how = f"margin floor {m['floor']:.3f}" if m.get("floor") is not None else "no margin floor"
         metric = "mIoU" if summary.get("metric") == "mIoU" else "top-1"
-        lines.append(f"seed noise ±{summary['seed_noise']:.3f} {metric} from {n} repeat{'s' if n != 1 else ''} ({how})")
+        lines.append(f"seed noise ±{summary['seed_noise']:.3f} {metric} from {n} repeat{'s' if n != 1 else ''} "
+                     f"({how})")
     for line in summary.get("baselines_beaten", []):
         lines.append(f"baseline  {line}")
     w = summary.get("workers") or {}

@@ -135,7 +135,8 @@ class ProxyEvaluator(Evaluator):
 
         if getattr(space, "task", "classification") == "segmentation":
             return SegProxyEvaluator.for_search(cfg, space, run, log)
-        dataset = load_dataset(dataset_for(cfg.dataset, space), cfg.proxy_resolution, seed=cfg.seed, limit=cfg.train_limit)
+        dataset = load_dataset(dataset_for(cfg.dataset, space), cfg.proxy_resolution, seed=cfg.seed,
+                               limit=cfg.train_limit)
         proxy = ProxyConfig(epochs=cfg.epochs, resolution=cfg.proxy_resolution, seed=cfg.seed, device=cfg.device,
                             stem_unstride=cfg.proxy_unstride, lr=cfg.proxy_lr)
         return make_evaluator(cls.name, space, dataset=dataset, cfg=proxy, checkpoint_dir=run / "checkpoints",
