@@ -9,12 +9,22 @@ decoder's compute only. The backbone's weights come from a checkpoint the user g
 (:func:`load_backbone`) or from the classification proxy, trained once on its embedded default
 at the proxy resolution and cached under ``$PLAID_CACHE/backbones`` (:func:`cached_backbone`).
 
-Training: AdamW (weight decay 1e-4) for a fixed step budget (the same for every decoder:
-200 steps of 16 images), a linear warm-up then cosine to 0, cross-entropy with ``ignore_index``; the scores
-(1/8 of the input) are upsampled bilinearly to the mask size before the loss. The decoder's BN
-statistics are re-estimated under the final weights before validating. Metric: the mIoU of a
-confusion matrix over the val split (:func:`iou_scores`). Seeded (``torch.manual_seed`` and a
-generator for the batches), so the same decoder, features and config give the same mIoU.
+Training: AdamW (lr 0.005, weight decay 1e-4) for a fixed step budget, the same for every
+decoder (200 steps of 16 images), a linear warm-up over 10% of the steps then cosine to 0,
+cross-entropy with ``ignore_index`` on every second mask pixel (``loss_stride``; the score
+map upsampled bilinearly to that grid: the full-size upsampling and its backward cost more
+than a small decoder). The decoder's BN statistics are re-estimated under the final weights
+before validating. Metric: the mIoU of a confusion matrix over every val pixel
+(:func:`iou_scores`: ignored pixels left out, classes absent from both truth and prediction
+left out of the mean). Seeded (``torch.manual_seed`` and a generator for the batches), so
+the same decoder, features and config give the same mIoU.
+
+Measured on digits-seg at 64x64 with the cached PL1A backbone, one thread on a shared
+2-core machine: features of the 2,500 scenes in 2.5 s (215 MB); a pl1aseg decoder in 3-10
+s, mIoU rising with width (all widths 16: 0.08-0.11 over two seeds, PL1A-Seg 0.27-0.28,
+96-128-192-128-128-96-96: 0.49-0.52); SGD (lr 0.05-1.0, momentum 0.9) left the narrow
+decoders predicting background alone in the same budget. A dfseg decoder takes ~20 s: the
+DF-Seg PSP fusion is a full 3x3 conv, 1024 -> 512 channels, trained with every decoder.
 
 The backbone runs with the last ``backbone_unstride`` stride-2 convolutions of its stem at
 stride 1, as the classification proxy trained it (``ProxyConfig.stem_unstride``): at the
