@@ -171,8 +171,9 @@ def _say(event: dict) -> None:
 
 
 def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
-                progress: Progress = no_progress) -> BuildReport:
-    units = space_units(space, resolution)
+                progress: Progress = no_progress, units: list[Unit] | None = None) -> BuildReport:
+    """Measure what ``table`` lacks of ``units`` (default: every unit of the space)."""
+    units = space_units(space, resolution) if units is None else units
     todo = [u for u in units if u.key not in table]
     report = BuildReport(table.path, len(units), len(units) - len(todo), 0, [])
     if not todo:

@@ -65,11 +65,16 @@ def sample_distinct(space, n: int, rng: random.Random, exclude: set) -> list:
     return archs
 
 
-def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_valid: int, seed: int,
-                           progress: Progress = no_progress) -> dict[str, Any]:
+def sampled_nets(space, n_calib: int, n_valid: int, seed: int) -> tuple[list, list]:
+    """The calibration and validation nets that ``calibrate_and_validate`` draws."""
     rng = random.Random(seed)
     calib = sample_distinct(space, n_calib, rng, set())
-    valid = sample_distinct(space, n_valid, rng, set(calib))
+    return calib, sample_distinct(space, n_valid, rng, set(calib))
+
+
+def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_valid: int, seed: int,
+                           progress: Progress = no_progress) -> dict[str, Any]:
+    calib, valid = sampled_nets(space, n_calib, n_valid, seed)
     items = [(space.encode(a), (lambda a=a: space.build(a))) for a in calib + valid]
     measured = measure_whole(target, items, resolution, table, progress)
     pred = Predictor(table, space, resolution)
