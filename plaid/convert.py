@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from plaid.errors import PlaidError
 from plaid.fsio import atomic_path, file_hash
@@ -59,6 +60,42 @@ def input_shapes(shape) -> list[tuple[int, ...]]:
     return [tuple(s) for s in shape]
 
 
+_REGISTRY_CACHED = False
+
+
+def _reuse_onnx_registry() -> None:
+    """torch.onnx.export (dynamo) rebuilds its aten-to-ONNX registry from torchlib on every
+    call, parsing the source of ~500 onnxscript functions: about half the time of exporting
+    a latency unit, and a decoder table exports hundreds. Built once per process here and
+    each export gets its own copy of the lists (so a caller's custom ops never leak into
+    the next export); the ONNX written is byte for byte the same. A torch without this
+    internal (``ONNXRegistry.from_torchlib``) is left as it is."""
+    global _REGISTRY_CACHED
+    if _REGISTRY_CACHED:
+        return
+    _REGISTRY_CACHED = True
+    try:
+        from torch.onnx._internal.exporter import _registration
+    except ImportError:  # pragma: no cover - another torch
+        return
+    cls = _registration.ONNXRegistry
+    original = cls.__dict__.get("from_torchlib")
+    if not isinstance(original, classmethod):  # pragma: no cover - another torch
+        return
+    built: dict[Any, Any] = {}
+
+    def from_torchlib(klass, *args, **kwargs):
+        key = (klass, args, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = original.__func__(klass, *args, **kwargs)
+        copy = klass.__new__(klass)
+        copy.__dict__.update(built[key].__dict__)
+        copy.functions = {k: list(v) for k, v in built[key].functions.items()}
+        return copy
+
+    cls.from_torchlib = classmethod(from_torchlib)
+
+
 def export_onnx(module, input_shape, path: Path) -> Path:
     """Export an eval-mode module to a single ONNX file (dynamo exporter, opset 20).
     ``input_shape``: one shape, or a sequence of shapes for a module of several inputs
@@ -67,6 +104,7 @@ def export_onnx(module, input_shape, path: Path) -> Path:
 
     import torch
 
+    _reuse_onnx_registry()
     shapes = input_shapes(input_shape)
     names = ["input"] + [f"input{i}" for i in range(2, len(shapes) + 1)]
     module = module.eval()

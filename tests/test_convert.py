@@ -1,0 +1,66 @@
+"""The ONNX export path: a unit of several inputs exports with one named input each, and
+the registry plaid builds once per process gives the same bytes as torch's own rebuild."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+
+from plaid.convert import export_onnx, input_shapes
+from plaid.spaces.units import Unit
+
+CONCAT = Unit("pl1aseg", "concat", 6, 10, 16, 40, cin2=24)
+
+
+def test_input_shapes_takes_one_shape_or_several():
+    assert input_shapes((1, 3, 8, 8)) == [(1, 3, 8, 8)]
+    assert input_shapes([(1, 3, 8, 8), (1, 5, 8, 8)]) == [(1, 3, 8, 8), (1, 5, 8, 8)]
+
+
+def test_a_two_input_unit_exports_with_both_inputs(tmp_path):
+    path = export_onnx(CONCAT.build(), CONCAT.input_shapes, tmp_path / "c.onnx")
+    graph = onnx.load(str(path)).graph
+    dims = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert dims == {"input": [1, 16, 6, 10], "input2": [1, 24, 6, 10]}
+    assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [1, 6, 10, 40]  # NHWC out
+
+
+def test_the_reused_registry_is_a_fresh_copy_each_time(tmp_path):
+    from torch.onnx._internal.exporter import _registration
+
+    export_onnx(CONCAT.build(), CONCAT.input_shapes, tmp_path / "c.onnx")  # installs the reuse
+    a = _registration.ONNXRegistry.from_torchlib()
+    b = _registration.ONNXRegistry.from_torchlib()
+    assert a is not b and a.functions.keys() == b.functions.keys() and len(a.functions) > 100
+    key = next(iter(a.functions))
+    a.functions[key].clear()  # what a caller's custom op registration would do
+    assert _registration.ONNXRegistry.from_torchlib().functions[key]
+
+
+def _digests_in_a_new_process(reuse: bool, out: Path) -> list[str]:
+    code = f"""
+import hashlib, sys
+from pathlib import Path
+import plaid.convert as c
+from plaid.spaces.units import Unit
+c._REGISTRY_CACHED = {not reuse}  # True: plaid never installs the reuse (torch rebuilds per export)
+units = [Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2), {CONCAT!r}, Unit("pl1aseg", "score", 4, 6, 16, 19, up=8)]
+for i, u in enumerate(units * 2):
+    p = c.export_onnx(u.build(), u.input_shapes, Path({str(out)!r}) / f"{{i}}.onnx")
+    print(hashlib.sha256(p.read_bytes()).hexdigest())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.split()
+
+
+def test_the_reused_registry_writes_the_same_onnx_bytes(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    rebuilt = _digests_in_a_new_process(False, tmp_path / "a")
+    reused = _digests_in_a_new_process(True, tmp_path / "b")
+    assert len(rebuilt) == 6 and reused == rebuilt
+    assert rebuilt[:3] == rebuilt[3:]  # and exports are deterministic
+    assert hashlib.sha256(b"").hexdigest() not in rebuilt
