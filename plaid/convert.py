@@ -235,15 +235,18 @@ def convert_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def tflite_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
+def tflite_many(jobs, cache: Path | None = None, progress=None, export_progress=None) -> list[Path]:
     """``jobs``: [(label, build callable, input_shape)] -> fp32 TFLite paths, in order.
-    Exports run here one by one; the slow onnx2tf conversions of what is not cached yet
-    run in ``convert_workers()`` processes. ``progress(done, total, label)``."""
+    Exports run here one by one (``export_progress(done, total, label)``: hundreds of units
+    take minutes); the slow onnx2tf conversions of what is not cached yet run in
+    ``convert_workers()`` processes (``progress(done, total, label)``)."""
     cache = cache or cache_dir()
     targets: list[tuple[str, Path, Path]] = []
-    for label, build, shape in jobs:
+    for n, (label, build, shape) in enumerate(jobs, 1):
         onnx_path, out = _export_hashed(build(), shape, cache)
         targets.append((label, onnx_path, out))
+        if export_progress:
+            export_progress(n, len(jobs), label)
     todo = [t for t in targets if not t[2].is_file()]
     total, done = len(targets), len(targets) - len(todo)
     if progress:

@@ -64,3 +64,25 @@ def test_the_reused_registry_writes_the_same_onnx_bytes(tmp_path):
     assert len(rebuilt) == 6 and reused == rebuilt
     assert rebuilt[:3] == rebuilt[3:]  # and exports are deterministic
     assert hashlib.sha256(b"").hexdigest() not in rebuilt
+
+
+def test_exports_report_progress_before_the_conversions(tmp_path, monkeypatch):
+    """Hundreds of units take minutes to export: each export is a progress step, then each
+    conversion (onnx2tf stubbed out here: only the reporting is under test)."""
+    import plaid.convert as convert
+
+    def fake_convert(onnx_path, out, log=None):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"tflite")
+        return out
+
+    monkeypatch.setattr(convert, "onnx_to_tflite", fake_convert)
+    monkeypatch.setenv("PLAID_CONVERT_WORKERS", "1")
+    units = [Unit("pl1aseg", "lateral", 6, 10, 16, c) for c in (8, 16, 24)]
+    seen = []
+    paths = convert.tflite_many([(u.key, u.build, u.input_shapes) for u in units], cache=tmp_path,
+                                progress=lambda d, t, label: seen.append(("convert", d, t)),
+                                export_progress=lambda d, t, label: seen.append(("export", d, t)))
+    assert len(paths) == 3 and all(p.read_bytes() == b"tflite" for p in paths)
+    assert seen == [("export", 1, 3), ("export", 2, 3), ("export", 3, 3),
+                    ("convert", 0, 3), ("convert", 1, 3), ("convert", 2, 3), ("convert", 3, 3)]

@@ -53,7 +53,7 @@ def print_json(data) -> None:
     sys.stdout.write("\n")
 
 
-LABELS = {"convert": "converting to TFLite", "measure": "measuring on target", "search": "training candidates",
+LABELS = {"export": "exporting to ONNX", "convert": "converting to TFLite", "measure": "measuring on target", "search": "training candidates",
           "sample": "sampling and counting"}
 
 

@@ -114,8 +114,10 @@ def model_files(jobs, runtime: str, progress: Progress = no_progress) -> list[Pa
 
     if runtime not in CONVERTERS:
         raise UsageError(f"plaid cannot make models for runtime {runtime!r} (runtimes: {', '.join(CONVERTERS)})")
-    many = tflite_many if CONVERTERS[runtime] == "tflite" else onnx_many
-    return many(jobs, progress=lambda d, t, label: progress("convert", d, t, label))
+    if CONVERTERS[runtime] != "tflite":
+        return onnx_many(jobs, progress=lambda d, t, label: progress("export", d, t, label))
+    return tflite_many(jobs, progress=lambda d, t, label: progress("convert", d, t, label),
+                       export_progress=lambda d, t, label: progress("export", d, t, label))
 
 
 def convert_units(units: list[Unit], progress: Progress = no_progress, runtime: str = "tflite") -> dict[str, Path]:
