@@ -78,6 +78,7 @@ NUMERIC = {
     ("search", "--epochs"): ["0", "-1", HUGE],
     ("search", "--proxy-resolution"): ["0", "-1", "31"],
     ("search", "--proxy-unstride"): ["-1", "5", HUGE],
+    ("search", "--seg-resolution"): ["0", "-1", "31", HUGE],
     ("search", "--pool"): ["0", "-1", HUGE],
     ("search", "--margin"): ["nan", "inf", "1e999", "-1", "1"],
     ("search", "--audit"): ["nan", "-inf", "-0.1", "0.5"],

@@ -27,7 +27,7 @@ class ToyConvSpace(Space):
     widths = (8, 16)
 
     def encode(self, arch):
-        return f"{NAME}:{arch.width}"
+        return f"{self.name}:{arch.width}"
 
     def decode(self, text):
         try:
@@ -38,7 +38,7 @@ class ToyConvSpace(Space):
         return arch
 
     def to_json(self, arch):
-        return {"space": NAME, "width": arch.width}
+        return {"space": self.name, "width": arch.width}
 
     def from_json(self, data):
         return ToyArch(int(data["width"]))
