@@ -31,8 +31,9 @@ weights_only=True) or a .safetensors file; without it the weights are random (la
 A checkpoint that says how it was made (plaid train's model.pt, or a search's proxy
 checkpoint in its run folder) sets the default --resolution and the input normalisation;
 exporting it at another resolution warns, and a failed parity check says so.
-int8 needs --calib (digits, cifar10:PATH or imagefolder:PATH): calibration from its train
-split, parity on its val split. OUT is written whole or not at all; a failed parity check
+int8 needs --calib (digits, cifar10:PATH or imagefolder:PATH; for segmentation nets
+digits-seg, cityscapes:PATH or segfolder:PATH): calibration from its train split, parity on
+its val split, where both models are also scored on the ground truth (top-1 or mIoU). OUT is written whole or not at all; a failed parity check
 exits 1 and leaves only OUT/parity-report.json.
 """
 
@@ -50,7 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", type=Path, help="trained weights (state_dict .pt or .safetensors)")
     p.add_argument("--resolution", help="input HxW (default: the checkpoint's training resolution, "
                                         "else the network's)")
-    p.add_argument("--calib", metavar="DATASET", help="digits, cifar10:PATH or imagefolder:PATH")
+    p.add_argument("--calib", metavar="DATASET", help="digits, cifar10:PATH or imagefolder:PATH; segmentation: "
+                   "digits-seg, cityscapes:PATH or segfolder:PATH")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: from the checkpoint)")
     p.add_argument("--calib-samples", type=int, default=200, help="int8 calibration images (default 200)")
     p.add_argument("--parity-samples", type=int, default=256, help="held-out images for parity (default 256)")
@@ -132,12 +134,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def held_out_text(h: dict | None) -> str:
+    """``mIoU 0.396 → 0.395 (-0.001)``: both models on the held-out ground truth."""
+    if not h:
+        return "-"
+    name, key = ("mIoU", "miou") if "miou_torch" in h else ("top-1", "top1")
+    return f"{name} {h[key + '_torch']:.3f} → {h[key + '_exported']:.3f} ({h[key + '_change']:+.3f})"
+
+
 def _summary(result) -> None:
     from rich.table import Table
 
     m = result.manifest
     table = Table(title=f"{m['model']['name']} -> {result.out}/ (target {m['target']})")
-    for col in ("format", "files", "max abs err", "agreement", "latency"):
+    for col in ("format", "files", "max abs err", "agreement", "held-out (torch → file)", "latency"):
         table.add_column(col)
     for art in m["artifacts"]:
         p = art.get("parity") or {}
@@ -146,6 +156,7 @@ def _summary(result) -> None:
         table.add_row(art["format"], ", ".join(f for f in art["files"] if not f.endswith(".npy")),
                       f"{p['max_abs_error']:.2e}" if p else "-",
                       f"{agree:.2%}" if agree is not None else "-",
+                      held_out_text(p.get("held_out")),
                       f"{lat['median_ms']:.2f} ms" if lat else "-")
     console().print(table)
     for art in m["artifacts"]:

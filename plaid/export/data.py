@@ -1,5 +1,7 @@
 """Inputs for an export: representative calibration samples (int8) and a held-out parity
-batch, drawn from a real dataset (``--calib digits``, ``cifar10:PATH``, ``imagefolder:PATH``).
+batch, drawn from a real dataset (``--calib digits``, ``cifar10:PATH``, ``imagefolder:PATH``;
+for segmentation nets ``digits-seg``, ``cityscapes:PATH``, ``segfolder:PATH``, whose val masks
+come along so parity can score both models against the ground truth).
 
 Calibration comes from the train split and parity from the val split, so the parity figures
 of an int8 model are measured on images its quantisation ranges never saw. Without a dataset
@@ -36,7 +38,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ExportData:
     calib: np.ndarray | None  # (N, 3, H, W) float32, normalised; None without a dataset
     parity: np.ndarray  # (M, 3, H, W) float32, normalised
-    labels: np.ndarray | None  # (M,) val labels when the dataset has them
+    labels: np.ndarray | None  # (M,) val labels, or (M, H, W) val masks, when the dataset has them
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str  # the dataset spec, or "" for synthetic inputs
@@ -181,6 +183,10 @@ def export_data(spec: str | None, hw: tuple[int, int], calib_samples: int = 200,
         rng = np.random.default_rng(seed)
         parity = rng.standard_normal((parity_samples, 3, *hw), dtype=np.float32)
         return ExportData(None, parity, None, IMAGENET_MEAN, IMAGENET_STD, "")
+    from plaid.train.datasets.segmentation import SEG_DATASETS
+
+    if spec.strip().partition(":")[0] in SEG_DATASETS:
+        return seg_export_data(spec, hw, calib_samples, parity_samples, seed)
     source = open_source(spec, hw, seed)
     if len(np.unique(source.train_y)) < 2:
         raise UsageError(f"dataset {spec!r}: the train split has fewer than 2 classes")
@@ -195,3 +201,20 @@ def export_data(spec: str | None, hw: tuple[int, int], calib_samples: int = 200,
     parity = _fill(samples(source, "val", pick_val, hw, m, s), len(pick_val), hw)
     return ExportData(calib, parity, source.val_y[pick_val].astype(np.int64), mean, std, spec,
                       {"num_classes": len(source.classes), "classes": source.classes})
+
+
+def seg_export_data(spec: str, hw: tuple[int, int], calib_samples: int, parity_samples: int,
+                    seed: int = 0) -> ExportData:
+    """A segmentation set (``digits-seg``, ``cityscapes:PATH``, ``segfolder:PATH``) at ``hw``:
+    calibration images from its train split, parity images and their masks (``labels``,
+    (M, H, W), the ignore label 255 where unlabelled) from its val split; only that many of
+    each are read (``load_seg_dataset``'s limits), normalised with their train images'
+    mean/std."""
+    from plaid.train.datasets.segmentation import load_seg_dataset
+
+    ds = load_seg_dataset(spec, tuple(hw), seed=seed, limit=calib_samples, val_limit=parity_samples)
+    if len(ds.val) == 0:
+        raise UsageError(f"dataset {spec!r}: the val split is empty")
+    return ExportData(ds.train.x, ds.val.x, ds.val.y.astype(np.int64), tuple(ds.mean), tuple(ds.std), spec,
+                      {"num_classes": ds.num_classes, "classes": list(ds.classes), "task": "segmentation",
+                       "ignore_index": ds.ignore_index})

@@ -3,7 +3,9 @@
 Figures on the held-out batch: max abs error (and relative to the output scale, the largest
 |PyTorch output|), cosine similarity of the flattened outputs, and top-1 agreement
 (classification) or per-pixel argmax agreement plus the mIoU of the exported model's label
-map scored against PyTorch's (segmentation). Each format states its thresholds."""
+map scored against PyTorch's (segmentation). With the held-out ground truth (a ``--calib``
+dataset), both models' top-1 or mIoU on it and the change the export makes. Each format
+states its thresholds."""
 
 from __future__ import annotations
 
@@ -50,8 +52,31 @@ def _miou(pred: np.ndarray, ref: np.ndarray, classes: int) -> float:
     return float(np.mean(ious)) if ious else 1.0
 
 
-def compare(exported: np.ndarray, reference: np.ndarray, task: str) -> dict[str, Any]:
-    """Figures for one exported model; both arrays in PyTorch's layout (N, C[, H, W])."""
+def held_out(exported: np.ndarray, reference: np.ndarray, labels: np.ndarray, task: str,
+             ignore_index: int = 255) -> dict[str, Any]:
+    """Both models scored against the held-out ground truth: top-1 accuracy
+    (classification) or mIoU over the classes present (segmentation, ``ignore_index`` left
+    out, the same definition as the proxy's), and the change the export makes."""
+    if task == "segmentation":
+        from plaid.train.segproxy import iou_scores
+
+        k = reference.shape[1]
+        keep = labels != ignore_index
+
+        def miou(out: np.ndarray) -> float:
+            idx = labels[keep].astype(np.int64) * k + out.argmax(1)[keep]
+            return iou_scores(np.bincount(idx, minlength=k * k).reshape(k, k))["miou"]
+
+        torch_, exp = miou(reference), miou(exported)
+        return {"miou_torch": torch_, "miou_exported": exp, "miou_change": exp - torch_}
+    torch_ = float((reference.argmax(1) == labels).mean())
+    exp = float((exported.argmax(1) == labels).mean())
+    return {"top1_torch": torch_, "top1_exported": exp, "top1_change": exp - torch_}
+
+
+def compare(exported: np.ndarray, reference: np.ndarray, task: str, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """Figures for one exported model; both arrays in PyTorch's layout (N, C[, H, W]);
+    with ``labels`` (the held-out ground truth) also what each scores on them."""
     exported = exported.astype(np.float64)
     reference = reference.astype(np.float64)
     diff = np.abs(exported - reference)
@@ -73,6 +98,8 @@ def compare(exported: np.ndarray, reference: np.ndarray, task: str) -> dict[str,
         figures["miou_vs_torch"] = _miou(exported.argmax(1), reference.argmax(1), reference.shape[1])
     else:
         figures["top1_agreement"] = float(agree.mean())
+    if labels is not None:
+        figures["held_out"] = held_out(exported, reference, labels, task)
     return figures
 
 
@@ -92,8 +119,8 @@ def judge(figures: dict[str, Any], limits: Thresholds) -> list[str]:
 
 
 def check(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, reference: np.ndarray, task: str,
-          limits: Thresholds) -> dict[str, Any]:
+          limits: Thresholds, labels: np.ndarray | None = None) -> dict[str, Any]:
     """Run ``run`` (NCHW float batch -> outputs in PyTorch's layout) on ``x`` and judge it."""
-    figures = compare(run(x), reference, task)
+    figures = compare(run(x), reference, task, labels)
     failures = judge(figures, limits)
     return {**figures, "thresholds": limits.to_json(), "passed": not failures, "failures": failures}

@@ -197,6 +197,10 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
     model, weights_note = _build_model(req, resolved, ckpt)
     # the data before the staging folder: a bad --calib creates nothing (not even OUT's parent)
     data = with_checkpoint_normalization(export_data(req.calib, hw, req.calib_samples, req.parity_samples), ckpt)
+    task = data.info.get("task", "classification") if data.source else resolved.task
+    if task != resolved.task:
+        raise UsageError(f"--calib {req.calib} is a {task} dataset; {resolved.label} is a {resolved.task} model "
+                         f"(e.g. {'digits-seg' if resolved.task == 'segmentation' else 'digits'})")
     if data.info.get("num_classes") and resolved.task == "classification" and ckpt is not None \
             and _output_classes(model, hw) != data.info["num_classes"]:
         raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
@@ -220,7 +224,8 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                 art = exporter.export(ctx)
                 log(f"{name}: wrote {', '.join(art.files)} ({time.perf_counter() - t0:.1f} s); checking parity")
                 run = exporter.load(art, ctx)
-                figures = check(run, data.parity, reference, resolved.task, exporter.thresholds) if run else None
+                figures = check(run, data.parity, reference, resolved.task, exporter.thresholds,
+                                labels=_held_out_labels(data, reference)) if run else None
                 passed &= bool(figures is None or figures["passed"])
                 latency = _latency(art, ctx, target, log) if req.measure and (figures is None or figures["passed"]) \
                     else None
@@ -262,6 +267,21 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
         bundle.discard(stage)
         raise
     return ExportResult(req.out, manifest, passed, skipped)
+
+
+def _held_out_labels(data, reference):
+    """The val ground truth to score both models on, when it fits the model's outputs (a
+    class id the model has no output for, or masks of another size, leave it out)."""
+    labels = data.labels
+    if labels is None:
+        return None
+    k = reference.shape[1]
+    if labels.ndim == 1:
+        return labels if labels.max(initial=0) < k else None
+    if labels.shape[1:] != reference.shape[2:]:
+        return None
+    valid = labels[labels != data.info.get("ignore_index", 255)]
+    return labels if valid.max(initial=0) < k else None
 
 
 def _describe_data(data, ckpt) -> dict[str, Any]:
