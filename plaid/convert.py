@@ -239,46 +239,81 @@ def tflite_many(jobs, cache: Path | None = None, progress=None, export_progress=
     """``jobs``: [(label, build callable, input_shape)] -> fp32 TFLite paths, in order.
     Exports run here one by one (``export_progress(done, total, label)``: hundreds of units
     take minutes); the slow onnx2tf conversions of what is not cached yet run in
-    ``convert_workers()`` processes (``progress(done, total, label)``)."""
+    ``convert_workers()`` processes, each handed over as soon as its export is written, so
+    exporting and converting overlap (``progress(done, total, label)``, a cached file counts
+    as done when its export finds it). With one worker: every export, then every conversion."""
     cache = cache or cache_dir()
-    targets: list[tuple[str, Path, Path]] = []
-    for n, (label, build, shape) in enumerate(jobs, 1):
-        onnx_path, out = _export_hashed(build(), shape, cache)
-        targets.append((label, onnx_path, out))
-        if export_progress:
-            export_progress(n, len(jobs), label)
-    todo = [t for t in targets if not t[2].is_file()]
-    total, done = len(targets), len(targets) - len(todo)
-    if progress:
-        progress(done, total, "")
-    workers = min(convert_workers(), len(todo))
+    log = cache / "onnx2tf.log"
+    workers = min(convert_workers(), len(jobs))
     if workers <= 1:
+        targets: list[tuple[str, Path, Path]] = []
+        for n, (label, build, shape) in enumerate(jobs, 1):
+            onnx_path, out = _export_hashed(build(), shape, cache)
+            targets.append((label, onnx_path, out))
+            if export_progress:
+                export_progress(n, len(jobs), label)
+        todo = [t for t in targets if not t[2].is_file()]
+        total, done = len(targets), len(targets) - len(todo)
+        if progress:
+            progress(done, total, "")
         for label, onnx_path, out in todo:
-            onnx_to_tflite(onnx_path, out, log=cache / "onnx2tf.log")
+            onnx_to_tflite(onnx_path, out, log=log)
             done += 1
             if progress:
                 progress(done, total, label)
-    elif todo:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        return [out for _, _, out in targets]
+    return _pipelined(jobs, cache, log, workers, progress, export_progress)
 
-        ctx = multiprocessing.get_context("spawn")
-        # the workers die with plaid, even on kill -9 (this thread outlives the pool)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(onnx_to_tflite, onnx_path, out, cache / "onnx2tf.log"): label
-                       for label, onnx_path, out in todo}
-            try:
-                for fut in as_completed(futures):
-                    fut.result()
-                    done += 1
-                    if progress:
-                        progress(done, total, futures[fut])
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-    return [out for _, _, out in targets]
+
+def _pipelined(jobs, cache: Path, log: Path, workers: int, progress, export_progress) -> list[Path]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    total, done = len(jobs), 0
+    outs: list[Path] = []
+    futures: dict[Any, str] = {}
+    queued: set[Path] = set()
+    pool = None
+
+    def finished(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, label)
+
+    def reap(ready) -> None:
+        for fut in ready:
+            label = futures.pop(fut)
+            fut.result()
+            finished(label)
+
+    if progress:
+        progress(0, total, "")
+    try:
+        for n, (label, build, shape) in enumerate(jobs, 1):
+            onnx_path, out = _export_hashed(build(), shape, cache)
+            outs.append(out)
+            if export_progress:
+                export_progress(n, total, label)
+            if out.is_file() or out in queued:  # converted before, or the same model as one queued
+                finished(label)
+            else:
+                if pool is None:  # no processes at all when everything is cached
+                    # the workers die with plaid, even on kill -9 (this thread outlives the pool)
+                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=die_with_parent, initargs=(os.getpid(),))
+                queued.add(out)
+                futures[pool.submit(onnx_to_tflite, onnx_path, out, log)] = label
+            reap([f for f in futures if f.done()])
+        reap(list(as_completed(list(futures))))
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return outs
 
 
 def onnx_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:

@@ -86,3 +86,26 @@ def test_exports_report_progress_before_the_conversions(tmp_path, monkeypatch):
     assert len(paths) == 3 and all(p.read_bytes() == b"tflite" for p in paths)
     assert seen == [("export", 1, 3), ("export", 2, 3), ("export", 3, 3),
                     ("convert", 0, 3), ("convert", 1, 3), ("convert", 2, 3), ("convert", 3, 3)]
+
+
+def test_with_workers_each_model_is_converted_once_and_every_job_counted(tmp_path, monkeypatch):
+    """Two conversion processes, fed as the exports are written: a model already converted,
+    or the same as one queued, is not converted again, and every job is counted once. The
+    real onnx2tf runs (a one-conv unit converts in about a second)."""
+    import plaid.convert as convert
+
+    monkeypatch.setenv("PLAID_CONVERT_WORKERS", "2")
+    units = [Unit("pl1aseg", "lateral", 6, 10, 16, c) for c in (8, 16)]
+    jobs = [(u.key, u.build, u.input_shapes) for u in units] * 2  # each model twice
+    events = []
+    paths = convert.tflite_many(jobs, cache=tmp_path, progress=lambda d, t, label: events.append(("convert", d, t)),
+                                export_progress=lambda d, t, label: events.append(("export", d, t)))
+    assert len(paths) == 4 and paths[0] == paths[2] and paths[1] == paths[3] and paths[0] != paths[1]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert [d for kind, d, _ in events if kind == "convert"] == [0, 1, 2, 3, 4]
+    assert [d for kind, d, _ in events if kind == "export"] == [1, 2, 3, 4]
+    stamps = [p.stat().st_mtime_ns for p in paths[:2]]
+    again = []
+    convert.tflite_many(jobs, cache=tmp_path, progress=lambda d, t, label: again.append(d))
+    assert again == [0, 1, 2, 3, 4]  # all cached: counted as their exports find them
+    assert [p.stat().st_mtime_ns for p in paths[:2]] == stamps  # and not converted again
