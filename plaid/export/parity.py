@@ -58,14 +58,15 @@ def held_out(exported: np.ndarray, reference: np.ndarray, labels: np.ndarray, ta
     (classification) or mIoU over the classes present (segmentation, ``ignore_index`` left
     out, the same definition as the proxy's), and the change the export makes."""
     if task == "segmentation":
-        from plaid.train.segproxy import iou_scores
+        import torch
 
-        k = reference.shape[1]
-        keep = labels != ignore_index
+        from plaid.train.segproxy import confusion_matrix, iou_scores
+
+        k, truth = reference.shape[1], torch.from_numpy(np.ascontiguousarray(labels))
 
         def miou(out: np.ndarray) -> float:
-            idx = labels[keep].astype(np.int64) * k + out.argmax(1)[keep]
-            return iou_scores(np.bincount(idx, minlength=k * k).reshape(k, k))["miou"]
+            conf = confusion_matrix(torch.from_numpy(out.argmax(1)), truth, k, ignore_index)
+            return iou_scores(conf.numpy())["miou"]
 
         torch_, exp = miou(reference), miou(exported)
         return {"miou_torch": torch_, "miou_exported": exp, "miou_change": exp - torch_}
