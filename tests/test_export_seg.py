@@ -21,13 +21,21 @@ def seg_checkpoint(tmp_path_factory):
     """A small decoder net that segments digits-seg at 64x64: trained end to end here, 300
     steps of AdamW (a frozen, untrained backbone leaves every decoder at all-background),
     saved with the segmentation proxy's record (normalisation, resolution)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored below: a test file sharing this process expects torch's own count
+    try:
+        return _train_seg_checkpoint(tmp_path_factory)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_seg_checkpoint(tmp_path_factory):
     import torch.nn.functional as F
 
     from plaid.spaces import parse_arch
     from plaid.train import segproxy
     from plaid.train.datasets import load_seg_dataset
 
-    torch.set_num_threads(1)
     data = load_seg_dataset("digits-seg", RES, limit=256, val_limit=64)
     space, arch = parse_arch(ARCH)
     torch.manual_seed(0)
