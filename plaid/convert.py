@@ -3,7 +3,14 @@ cache: a model whose ONNX bytes were converted once is never converted again.
 
 onnx2tf 1.29 quirks handled here (DESIGN.md §6): it wants a calibration sample file in its
 working directory even for fp32 (any float32 array of shape (20,128,128,3)), and it
-rewrites the input .onnx in place, so it works on a copy in a private folder."""
+rewrites the input .onnx in place, so it works on a copy in a private folder.
+
+Most of onnx2tf's time is not conversion: each SavedModel it (and the TFLite converter
+under it) writes carries Keras metadata, the JSON of every layer's config, constants
+included as nested Python lists, deep-copied and encoded element by element (about 90% of
+a DF-lite conversion at 32x32: 110 of 120 s here). Nothing on the TFLite path reads it
+back, so ``_lean_keras_metadata`` writes an empty record instead while onnx2tf runs; the
+.tflite files come out byte for byte the same (tests/test_convert.py)."""
 
 from __future__ import annotations
 
@@ -61,6 +68,24 @@ def input_shapes(shape) -> list[tuple[int, ...]]:
 
 
 _REGISTRY_CACHED = False
+
+
+@contextlib.contextmanager
+def _lean_keras_metadata():
+    """While converting, Keras objects in a SavedModel get "{}" as their metadata (see the
+    module docstring). A tf_keras without that hook converts as before, only slower."""
+    try:
+        from tf_keras.src.saving.legacy.saved_model import base_serialization
+    except ImportError:
+        yield
+        return
+    saver = base_serialization.SavedModelSaver
+    original = saver.__dict__["tracking_metadata"]
+    saver.tracking_metadata = property(lambda self: "{}")
+    try:
+        yield
+    finally:
+        saver.tracking_metadata = original
 
 
 def _reuse_onnx_registry() -> None:
@@ -127,9 +152,10 @@ def export_onnx(module, input_shape, path: Path) -> Path:
     return path
 
 
-def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None) -> Path:
+def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None, lean: bool = True) -> Path:
     """onnx2tf on a copy of ``onnx_path`` inside ``work_dir``; returns its output folder.
-    ``calib``: NHWC float32 samples, already normalised, for int8 calibration."""
+    ``calib``: NHWC float32 samples, already normalised, for int8 calibration. ``lean``:
+    skip the Keras metadata (module docstring); False only to check that it changes nothing."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -148,7 +174,8 @@ def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None) 
     cwd = os.getcwd()
     try:
         os.chdir(work_dir)
-        with quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()):
+        with quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()), \
+                (_lean_keras_metadata() if lean else contextlib.nullcontext()):
             import onnx2tf
 
             onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),

@@ -2,6 +2,7 @@
 the registry plaid builds once per process gives the same bytes as torch's own rebuild."""
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,48 @@ def test_with_workers_each_model_is_converted_once_and_every_job_counted(tmp_pat
     convert.tflite_many(jobs, cache=tmp_path, progress=lambda d, t, label: again.append(d))
     assert again == [0, 1, 2, 3, 4]  # all cached: counted as their exports find them
     assert [p.stat().st_mtime_ns for p in paths[:2]] == stamps  # and not converted again
+
+
+def test_the_lean_keras_metadata_hook_is_live_and_restored():
+    from tf_keras.src.saving.legacy.saved_model import base_serialization
+
+    from plaid.convert import _lean_keras_metadata
+
+    saver = base_serialization.SavedModelSaver
+    before = saver.__dict__["tracking_metadata"]
+    with _lean_keras_metadata():
+        assert saver.tracking_metadata.fget(None) == "{}"  # the pinned tf_keras still has the hook
+    assert saver.__dict__["tracking_metadata"] is before
+
+
+def _tflite_digests_in_a_new_process(onnx_path: Path, calib: Path, lean: bool, work: Path) -> dict[str, str]:
+    code = f"""
+import hashlib, json
+from pathlib import Path
+import numpy as np
+from plaid.convert import _run_onnx2tf
+out = _run_onnx2tf(Path({str(onnx_path)!r}), Path({str(work)!r}), None, np.load({str(calib)!r}), lean={lean})
+print(json.dumps({{f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in out.glob("*.tflite")}}))
+"""
+    work.mkdir()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_without_keras_metadata_onnx2tf_writes_the_same_tflite_bytes(tmp_path):
+    """fp32, fp16 and every calibrated int8 variant of a net with a strided conv and a shuffle
+    unit (gather) are byte-identical with and without the metadata onnx2tf spends its time on
+    (each in a new process: a second conversion in one process numbers its tensors on)."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1), torch.nn.BatchNorm2d(24), torch.nn.ReLU(),
+                              Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2).build()).eval()
+    onnx_path = export_onnx(net, (1, 3, 16, 16), tmp_path / "net.onnx")
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype(np.float32))
+    lean, full = (_tflite_digests_in_a_new_process(onnx_path, tmp_path / "calib.npy", flag, tmp_path / str(flag))
+                  for flag in (True, False))
+    assert {"model_float32.tflite", "model_float16.tflite", "model_full_integer_quant.tflite"} <= set(lean)
+    assert lean == full
