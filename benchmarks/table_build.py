@@ -91,7 +91,10 @@ def main() -> int:
 
     target = load_target("host")
     out = {"benchmark": "table_build", "machine": machine(), "target": target.name,
-           "convert_workers": convert_workers(), "spaces": {}}
+           "convert_workers": convert_workers(), "spaces": {},
+           "note": "same_size compares the fp32 file sizes of the two conversions of one unit in this process; the "
+                   "first conversion of a process numbers its tensors differently from later ones, so a size may "
+                   "differ there (tests/test_convert.py compares bytes, each conversion in a new process: identical)"}
     for name in args.spaces:
         space = get_space(name)
         res = target.resolution(name)
