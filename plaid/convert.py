@@ -10,7 +10,12 @@ under it) writes carries Keras metadata, the JSON of every layer's config, const
 included as nested Python lists, deep-copied and encoded element by element (about 90% of
 a DF-lite conversion at 32x32: 110 of 120 s here). Nothing on the TFLite path reads it
 back, so ``_lean_keras_metadata`` writes an empty record instead while onnx2tf runs; the
-.tflite files come out byte for byte the same (tests/test_convert.py)."""
+.tflite files come out byte for byte the same (tests/test_convert.py).
+
+A latency table needs only the fp32 file, while onnx2tf also writes a SavedModel and an fp16
+TFLite file (two of its three SavedModel saves, and one of its two TFLite conversions).
+``_fp32_only`` skips both for ``onnx_to_tflite``: about 40% of a small unit's conversion,
+and the fp32 file is again byte for byte the same. ``plaid export`` still gets every file."""
 
 from __future__ import annotations
 
@@ -88,6 +93,47 @@ def _lean_keras_metadata():
         saver.tracking_metadata = original
 
 
+class _Fp32Written(BaseException):
+    """Raised inside onnx2tf once its fp32 TFLite file is written (``_fp32_only``); a
+    BaseException so that onnx2tf's own ``except Exception`` handlers let it through."""
+
+
+@contextlib.contextmanager
+def _fp32_only():
+    """While onnx2tf runs: no standalone SavedModel (``tf.saved_model.save`` does nothing;
+    its TFLite converter saves its own copy through another reference) and a stop at the
+    second TFLite conversion, the fp16 one, by which time the fp32 file is on disk."""
+    import tensorflow as tf
+    from tensorflow.lite.python import lite
+
+    classes = [c for c in (getattr(lite, "TFLiteKerasModelConverterV2", None),
+                           getattr(lite, "TFLiteFrozenGraphConverterV2", None)) if c is not None]
+    originals = {c: c.__dict__["convert"] for c in classes if "convert" in c.__dict__}
+    done = []
+
+    def wrap(convert):
+        def once(self, *args, **kwargs):
+            if done:
+                raise _Fp32Written
+            result = convert(self, *args, **kwargs)
+            done.append(True)
+            return result
+        return once
+
+    save = tf.saved_model.save
+    tf.saved_model.save = lambda *args, **kwargs: None
+    for cls, convert in originals.items():
+        cls.convert = wrap(convert)
+    try:
+        yield
+    except _Fp32Written:
+        pass
+    finally:
+        tf.saved_model.save = save
+        for cls, convert in originals.items():
+            cls.convert = convert
+
+
 def _reuse_onnx_registry() -> None:
     """torch.onnx.export (dynamo) rebuilds its aten-to-ONNX registry from torchlib on every
     call, parsing the source of ~500 onnxscript functions: about half the time of exporting
@@ -121,6 +167,42 @@ def _reuse_onnx_registry() -> None:
     cls.from_torchlib = classmethod(from_torchlib)
 
 
+_CIA_MEMO = False
+
+
+def _materialize_cia_ops_once() -> None:
+    """torch.export's decomposition step calls ``_materialize_cpp_cia_ops`` about 80 times
+    per export (once per op namespace, three times over): each call asks the dispatcher for
+    its CompositeImplicitAutograd registrations and looks every one up in ``torch.ops`` so
+    that it exists there. Looking them up again changes nothing while that list is the
+    same, so the lookups run only when the list changed (a new custom op); about 15% of a
+    unit's export. The ONNX bytes are the same. A torch without that internal is left as
+    it is."""
+    global _CIA_MEMO
+    if _CIA_MEMO:
+        return
+    _CIA_MEMO = True
+    try:
+        import torch
+        from torch._export import utils
+    except ImportError:  # pragma: no cover - another torch
+        return
+    original = getattr(utils, "_materialize_cpp_cia_ops", None)
+    query = getattr(torch._C, "_dispatch_get_registrations_for_dispatch_key", None)
+    if original is None or query is None:  # pragma: no cover - another torch
+        return
+    last: list[tuple[str, ...]] = []
+
+    def materialize() -> None:
+        names = tuple(query("CompositeImplicitAutograd"))
+        if last and last[0] == names:
+            return
+        original()
+        last[:] = [names]
+
+    utils._materialize_cpp_cia_ops = materialize
+
+
 def export_onnx(module, input_shape, path: Path) -> Path:
     """Export an eval-mode module to a single ONNX file (dynamo exporter, opset 20).
     ``input_shape``: one shape, or a sequence of shapes for a module of several inputs
@@ -130,6 +212,7 @@ def export_onnx(module, input_shape, path: Path) -> Path:
     import torch
 
     _reuse_onnx_registry()
+    _materialize_cia_ops_once()
     shapes = input_shapes(input_shape)
     names = ["input"] + [f"input{i}" for i in range(2, len(shapes) + 1)]
     module = module.eval()
@@ -152,10 +235,14 @@ def export_onnx(module, input_shape, path: Path) -> Path:
     return path
 
 
-def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None, lean: bool = True) -> Path:
+def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None, lean: bool = True,
+                 fp32_only: bool = False) -> Path:
     """onnx2tf on a copy of ``onnx_path`` inside ``work_dir``; returns its output folder.
     ``calib``: NHWC float32 samples, already normalised, for int8 calibration. ``lean``:
-    skip the Keras metadata (module docstring); False only to check that it changes nothing."""
+    skip the Keras metadata (module docstring); False only to check that it changes nothing.
+    ``fp32_only``: stop once the fp32 file is written (``_fp32_only``; not with ``calib``)."""
+    if fp32_only and calib is not None:
+        raise ValueError("fp32_only leaves no int8 file: not with calib")
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -175,7 +262,8 @@ def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None, 
     try:
         os.chdir(work_dir)
         with quiet_fd2(log), contextlib.redirect_stdout(io.StringIO()), \
-                (_lean_keras_metadata() if lean else contextlib.nullcontext()):
+                (_lean_keras_metadata() if lean else contextlib.nullcontext()), \
+                (_fp32_only() if fp32_only else contextlib.nullcontext()):
             import onnx2tf
 
             onnx2tf.convert(input_onnx_file_path=str(model), output_folder_path=str(work_dir / "out"),
@@ -191,7 +279,7 @@ def _run_onnx2tf(onnx_path: Path, work_dir: Path, log: Path | None, calib=None, 
 def onnx_to_tflite(onnx_path: Path, out_path: Path, log: Path | None = None) -> Path:
     """Convert with onnx2tf in a private temp folder; keeps only the fp32 .tflite."""
     with scratch_dir("plaid-onnx2tf-") as work:
-        produced = _run_onnx2tf(onnx_path, Path(work), log) / "model_float32.tflite"
+        produced = _run_onnx2tf(onnx_path, Path(work), log, fp32_only=True) / "model_float32.tflite"
         if not produced.is_file():
             raise PlaidError(f"onnx2tf produced no fp32 model for {onnx_path.name}")
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import onnx
+import pytest
 
 from plaid.convert import export_onnx, input_shapes
 from plaid.spaces.units import Unit
@@ -46,7 +47,7 @@ import hashlib, sys
 from pathlib import Path
 import plaid.convert as c
 from plaid.spaces.units import Unit
-c._REGISTRY_CACHED = {not reuse}  # True: plaid never installs the reuse (torch rebuilds per export)
+c._REGISTRY_CACHED = c._CIA_MEMO = {not reuse}  # True: plaid never installs the reuse/memo (torch as it is)
 units = [Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2), {CONCAT!r}, Unit("pl1aseg", "score", 4, 6, 16, 19, up=8)]
 for i, u in enumerate(units * 2):
     p = c.export_onnx(u.build(), u.input_shapes, Path({str(out)!r}) / f"{{i}}.onnx")
@@ -124,14 +125,17 @@ def test_the_lean_keras_metadata_hook_is_live_and_restored():
     assert saver.__dict__["tracking_metadata"] is before
 
 
-def _tflite_digests_in_a_new_process(onnx_path: Path, calib: Path, lean: bool, work: Path) -> dict[str, str]:
+def _tflite_digests_in_a_new_process(onnx_path: Path, calib: Path | None, lean: bool, work: Path,
+                                     fp32_only: bool = False) -> dict[str, str]:
+    """onnx2tf's output files (all of them, SavedModel included) and their digests."""
+    calib_arg = "None" if calib is None else f"np.load({str(calib)!r})"
     code = f"""
 import hashlib, json
 from pathlib import Path
 import numpy as np
 from plaid.convert import _run_onnx2tf
-out = _run_onnx2tf(Path({str(onnx_path)!r}), Path({str(work)!r}), None, np.load({str(calib)!r}), lean={lean})
-print(json.dumps({{f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in out.glob("*.tflite")}}))
+out = _run_onnx2tf(Path({str(onnx_path)!r}), Path({str(work)!r}), None, {calib_arg}, lean={lean}, fp32_only={fp32_only})
+print(json.dumps({{f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in out.iterdir() if f.is_file()}}))
 """
     work.mkdir()
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -154,4 +158,52 @@ def test_without_keras_metadata_onnx2tf_writes_the_same_tflite_bytes(tmp_path):
     lean, full = (_tflite_digests_in_a_new_process(onnx_path, tmp_path / "calib.npy", flag, tmp_path / str(flag))
                   for flag in (True, False))
     assert {"model_float32.tflite", "model_float16.tflite", "model_full_integer_quant.tflite"} <= set(lean)
-    assert lean == full
+    tflite = {name for name in lean if name.endswith(".tflite")}  # the SavedModel's fingerprint differs per run
+    assert tflite == {name for name in full if name.endswith(".tflite")}
+    assert {n: lean[n] for n in tflite} == {n: full[n] for n in tflite}
+
+
+def test_a_table_conversion_stops_at_the_fp32_file_and_writes_the_same_bytes(tmp_path):
+    """onnx_to_tflite (what tables convert with) skips onnx2tf's SavedModel and fp16 file;
+    its fp32 file is byte-identical to a full conversion's (each in a new process)."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1), torch.nn.BatchNorm2d(24), torch.nn.ReLU(),
+                              Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2).build()).eval()
+    onnx_path = export_onnx(net, (1, 3, 16, 16), tmp_path / "net.onnx")
+    short, full = (_tflite_digests_in_a_new_process(onnx_path, None, True, tmp_path / str(flag), fp32_only=flag)
+                   for flag in (True, False))
+    assert set(short) == {"model_float32.tflite"}  # the hook is live: no SavedModel, no fp16 file
+    assert {"model_float16.tflite", "saved_model.pb"} <= set(full)
+    assert short["model_float32.tflite"] == full["model_float32.tflite"]
+
+
+def test_the_fp32_stop_is_undone_and_refuses_calibration(tmp_path):
+    import tensorflow as tf
+    from tensorflow.lite.python import lite
+
+    from plaid.convert import _fp32_only, _run_onnx2tf
+
+    save, convert = tf.saved_model.save, lite.TFLiteKerasModelConverterV2.__dict__["convert"]
+    with _fp32_only():
+        assert tf.saved_model.save is not save
+    assert tf.saved_model.save is save and lite.TFLiteKerasModelConverterV2.__dict__["convert"] is convert
+    with pytest.raises(ValueError, match="calib"):
+        _run_onnx2tf(tmp_path / "x.onnx", tmp_path, None, calib=object(), fp32_only=True)
+
+
+def test_cia_lookups_rerun_when_a_new_op_is_registered(tmp_path):
+    """The memo of torch.export's op lookups (``_materialize_cia_ops_once``) is installed by
+    an export and still materializes an op registered after it."""
+    import torch
+    from torch._export import utils
+
+    export_onnx(CONCAT.build(), CONCAT.input_shapes, tmp_path / "c.onnx")
+    assert utils._materialize_cpp_cia_ops.__qualname__.startswith("_materialize_cia_ops_once")
+    lib = torch.library.Library("plaidmemo", "DEF")
+    lib.define("twice(Tensor x) -> Tensor")
+    lib.impl("twice", lambda x: x * 2, "CompositeImplicitAutograd")
+    assert "twice" not in torch.ops.plaidmemo._dir
+    utils._materialize_cpp_cia_ops()
+    assert "twice" in torch.ops.plaidmemo._dir
