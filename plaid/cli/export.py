@@ -18,8 +18,9 @@ examples:
   plaid export 'pl1a:48x4-96x8-192x4' --checkpoint trained/best/model.pt \\
       --format tflite-int8,tflite-fp32 --calib digits-affine -o out/best
                                                          weights from plaid train: at their resolution
-  plaid export 'pl1a:48x4-96x8-192x4' --checkpoint runs/RUN/checkpoints/ab12.pt \\
-      --format tflite-int8 --calib digits -o out/proxy   a search's proxy weights (32x32)
+  plaid export 'pl1a:48x4-96x8-192x4' --checkpoint runs/RUN/checkpoints/ab12.pt --as-trained \\
+      --format tflite-int8 --calib digits-affine -o out/proxy
+                                                         a search's proxy weights (32x32, stem as trained)
   plaid export df1 --target tx2 -o out/df1-tx2           ONNX + build_engine.py for the Jetson
   plaid export df1 --target sd845 --calib digits --adb-serial 8ABX0Y1Z -o out/df1-sd845
                                                          + latency of each TFLite file on the phone
@@ -30,7 +31,11 @@ Weights: --checkpoint takes a state_dict saved with torch.save (read with
 weights_only=True) or a .safetensors file; without it the weights are random (latency only).
 A checkpoint that says how it was made (plaid train's model.pt, or a search's proxy
 checkpoint in its run folder) sets the default --resolution and the input normalisation;
-exporting it at another resolution warns, and a failed parity check says so.
+exporting it at another resolution warns, and a failed parity check says so. The search
+proxy trains at 32x32 with the stem's last stride-2 convolution at stride 1 (its record
+says so): such weights exported as named are near chance, which plaid warns about;
+--as-trained exports the net as it was trained (that stride at 1: more latency than the
+table's for the arch).
 int8 needs --calib (digits, cifar10:PATH or imagefolder:PATH; for segmentation nets
 digits-seg, cityscapes:PATH or segfolder:PATH): calibration from its train split, parity on
 its val split, where both models are also scored on the ground truth (top-1 or mIoU). OUT is written whole or not at all; a failed parity check
@@ -59,6 +64,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-measure", action="store_true",
                    help="skip timing the deployed files on the target (host, the phone given by --adb-serial, "
                         "the board given by --ssh)")
+    p.add_argument("--as-trained", action="store_true",
+                   help="a proxy checkpoint trained with stem strides at 1: export the net that way (its record "
+                        "says how many), not as named")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--list", action="store_true", help="list the formats and exit")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -105,7 +113,8 @@ def cmd_export(args) -> int:
         model=args.model, out=args.out, target=args.target, formats=_formats(args.formats),
         checkpoint=args.checkpoint, resolution=parse_resolution(args.resolution) if args.resolution else None,
         calib=args.calib, num_classes=args.num_classes, calib_samples=args.calib_samples,
-        parity_samples=args.parity_samples, measure=not args.no_measure, force=args.force)
+        parity_samples=args.parity_samples, measure=not args.no_measure, force=args.force,
+        as_trained=args.as_trained)
 
     def log(msg: str) -> None:
         print(f"plaid: {msg}", file=sys.stderr, flush=True)

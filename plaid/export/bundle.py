@@ -95,6 +95,9 @@ def readme(manifest: dict[str, Any]) -> str:
         f"Task: {manifest['model']['task']}, {manifest['model']['num_classes']} classes. "
         + ("Weights: " + manifest["model"]["checkpoint"]["file"] if manifest["model"].get("checkpoint")
            else "Weights: none given (random initialisation) — for latency work only."),
+        *([f"Exported as trained: the last {manifest['model']['stem_unstride']} stride-2 convolution(s) of the stem "
+           "at stride 1 (the search proxy's setting), so not the architecture exactly as named."]
+          if manifest["model"].get("stem_unstride") else []),
         "",
         "## Input",
         f"One RGB image, {inp['height']}x{inp['width']}. Normalise each channel: "

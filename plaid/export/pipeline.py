@@ -34,6 +34,7 @@ class ExportRequest:
     parity_samples: int = 256
     measure: bool = True
     force: bool = False
+    as_trained: bool = False  # a proxy checkpoint's net as it was trained (its stem strides at 1)
 
     def __post_init__(self) -> None:
         if self.num_classes is not None:
@@ -86,6 +87,43 @@ def _build_model(req: ExportRequest, resolved, ckpt) -> tuple[Any, str]:
             note += f": {summary(ckpt.record)}"
         return model, note
     return model, "no --checkpoint: random weights (fine for latency, meaningless for accuracy)"
+
+
+def unstrided(ckpt) -> int:
+    """How many of the stem's last stride-2 convolutions ran at stride 1 when ``ckpt`` was
+    trained (the search proxy's setting at 32x32; 0 when unknown or none)."""
+    if ckpt is None or not ckpt.record:
+        return 0
+    try:
+        return max(0, int(ckpt.record.get("stem_unstride") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def apply_as_trained(req: ExportRequest, model, ckpt, label: str) -> tuple[int, str | None]:
+    """With --as-trained, set the strides the weights were trained with; returns (strides
+    set to 1, a line for the log). Without it, a checkpoint trained unstrided gets a
+    warning: the net as named is not the one whose accuracy was measured."""
+    k = unstrided(ckpt)
+    s = "s" if k > 1 else ""
+    if req.as_trained:
+        if not k:
+            raise UsageError("--as-trained: the checkpoint was trained as its architecture is named (its record has "
+                             "no stem stride set to 1), so there is nothing to change; leave the flag out")
+        from plaid.train.proxy import unstride_stem
+
+        changed = len(unstride_stem(model, k))
+        return changed, (f"exporting the net as trained: the last {changed} stride-2 convolution{s} of the stem at "
+                         f"stride 1, as the search proxy trained it; its latency is not that of {label} as named "
+                         f"(the latency table's)")
+    if k:
+        hint = (f"plaid train --front {ckpt.record['run']}" if ckpt.record.get("kind") == "proxy"
+                and ckpt.record.get("run") else "plaid train")
+        return 0, (f"warning: {ckpt.path.name} was trained with the last {k} stride-2 convolution{s} of the stem at "
+                   f"stride 1 (the search proxy's setting); exported as named, its accuracy was never measured and "
+                   f"may be near chance: pass --as-trained to export the net as trained, or train it as named "
+                   f"first ({hint})")
+    return 0, None
 
 
 def export_resolution(req: ExportRequest, resolved, ckpt) -> tuple[tuple[int, int], str | None]:
@@ -194,7 +232,11 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
 
     ckpt = load_checkpoint(req.checkpoint) if req.checkpoint else None
     hw, warning = export_resolution(req, resolved, ckpt)
+    if req.as_trained and ckpt is None:
+        raise UsageError("--as-trained needs --checkpoint (a search's proxy checkpoint trained with its stem "
+                         "strides at 1)")
     model, weights_note = _build_model(req, resolved, ckpt)
+    restrided, stride_note = apply_as_trained(req, model, ckpt, resolved.label)
     # the data before the staging folder: a bad --calib creates nothing (not even OUT's parent)
     data = with_checkpoint_normalization(export_data(req.calib, hw, req.calib_samples, req.parity_samples), ckpt)
     task = data.info.get("task", "classification") if data.source else resolved.task
@@ -206,8 +248,9 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
         raise UsageError(f"--calib {req.calib} has {data.info['num_classes']} classes but the model outputs "
                          f"{_output_classes(model, hw)}")
     log(weights_note)  # after every usage check: a usage error is one line on its own
-    if warning:
-        log(warning)
+    for line in (warning, stride_note):
+        if line:
+            log(line)
     if ckpt is not None and ckpt.resolution is not None and req.resolution is None:
         log(f"exporting at {hw[0]}x{hw[1]}, the resolution the weights were trained at")
     stage = bundle.prepare(req.out, req.force)
@@ -242,7 +285,9 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
                 "target": target.name,
                 "model": {"name": resolved.label, "arch": resolved.arch_string, "task": resolved.task,
                           "num_classes": _output_classes(model, hw),
-                          "checkpoint": ckpt.describe() if ckpt else None},
+                          "checkpoint": ckpt.describe() if ckpt else None,
+                          # stem convolutions exported at stride 1 (--as-trained): not the arch as named
+                          "stem_unstride": restrided},
                 "input": {"name": "input", "height": hw[0], "width": hw[1], "channels": 3,
                           **_describe_data(data, ckpt)},
                 "artifacts": artifacts,
@@ -253,7 +298,8 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
             for path in sorted(p for p in stage.iterdir() if p.is_file()):
                 manifest["files"][path.name] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
             if not passed:
-                diagnosis = resolution_diagnosis(ckpt, hw)
+                diagnosis = resolution_diagnosis(ckpt, hw) or (stride_note if unstrided(ckpt) and not restrided
+                                                               else None)
                 if diagnosis:
                     manifest["diagnosis"] = diagnosis
                 for path in list(stage.iterdir()):
@@ -271,13 +317,20 @@ def run_export(req: ExportRequest, log: Log = lambda msg: None) -> ExportResult:
 
 def _held_out_labels(data, reference):
     """The val ground truth to score both models on, when it fits the model's outputs (a
-    class id the model has no output for, or masks of another size, leave it out)."""
+    class id the model has no output for, or masks of another size, leave it out). Masks
+    whose size the output is a whole multiple of (a segmentation net exported --as-trained
+    outputs twice the input's size per stem stride at 1) are scaled up to it, nearest."""
+    import numpy as np
+
     labels = data.labels
     if labels is None:
         return None
     k = reference.shape[1]
     if labels.ndim == 1:
         return labels if labels.max(initial=0) < k else None
+    (h, w), (oh, ow) = labels.shape[1:], reference.shape[2:]
+    if (oh, ow) != (h, w) and oh % h == 0 and ow % w == 0 and oh // h == ow // w:
+        labels = np.repeat(np.repeat(labels, oh // h, axis=1), ow // w, axis=2)
     if labels.shape[1:] != reference.shape[2:]:
         return None
     valid = labels[labels != data.info.get("ignore_index", 255)]
