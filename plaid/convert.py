@@ -350,44 +350,73 @@ def convert_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def tflite_many(jobs, cache: Path | None = None, progress=None, export_progress=None) -> list[Path]:
+class Cancelled(Exception):
+    """tflite_many/onnx_many stopped early because their ``cancel`` event was set."""
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("conversion cancelled")
+
+
+def tflite_many(jobs, cache: Path | None = None, progress=None, export_progress=None, on_ready=None,
+                cancel=None) -> list[Path]:
     """``jobs``: [(label, build callable, input_shape)] -> fp32 TFLite paths, in order.
     Exports run here one by one (``export_progress(done, total, label)``: hundreds of units
     take minutes); the slow onnx2tf conversions of what is not cached yet run in
     ``convert_workers()`` processes, each handed over as soon as its export is written, so
     exporting and converting overlap (``progress(done, total, label)``, a cached file counts
-    as done when its export finds it). With one worker: every export, then every conversion."""
+    as done when its export finds it). With one worker: every export, then every conversion.
+    ``on_ready(index, path)``: called as each job's file exists (so a caller may use it
+    while the rest convert). ``cancel``: a threading.Event; once set, the next step raises
+    :class:`Cancelled` (what is converted stays cached)."""
     cache = cache or cache_dir()
     log = cache / "onnx2tf.log"
     workers = min(convert_workers(), len(jobs))
+    ready = on_ready or (lambda index, path: None)
     if workers <= 1:
         targets: list[tuple[str, Path, Path]] = []
+        failed: Exception | None = None  # an export error: what was exported is converted first
         for n, (label, build, shape) in enumerate(jobs, 1):
-            onnx_path, out = _export_hashed(build(), shape, cache)
+            _check_cancel(cancel)
+            try:
+                onnx_path, out = _export_hashed(build(), shape, cache)
+            except Exception as exc:  # noqa: BLE001 - raised below, after the others
+                failed = exc
+                break
             targets.append((label, onnx_path, out))
             if export_progress:
                 export_progress(n, len(jobs), label)
-        todo = [t for t in targets if not t[2].is_file()]
+        todo = [i for i, t in enumerate(targets) if not t[2].is_file()]
         total, done = len(targets), len(targets) - len(todo)
+        for i, (_, _, out) in enumerate(targets):
+            if i not in todo:
+                ready(i, out)
         if progress:
             progress(done, total, "")
-        for label, onnx_path, out in todo:
-            onnx_to_tflite(onnx_path, out, log=log)
+        for i in todo:
+            label, onnx_path, out = targets[i]
+            _check_cancel(cancel)
+            if not out.is_file():  # the same model as an earlier job is converted once
+                onnx_to_tflite(onnx_path, out, log=log)
+            ready(i, out)
             done += 1
             if progress:
                 progress(done, total, label)
+        if failed is not None:
+            raise failed
         return [out for _, _, out in targets]
-    return _pipelined(jobs, cache, log, workers, progress, export_progress)
+    return _pipelined(jobs, cache, log, workers, progress, export_progress, ready, cancel)
 
 
-def _pipelined(jobs, cache: Path, log: Path, workers: int, progress, export_progress) -> list[Path]:
+def _pipelined(jobs, cache: Path, log: Path, workers: int, progress, export_progress, ready, cancel) -> list[Path]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     total, done = len(jobs), 0
     outs: list[Path] = []
-    futures: dict[Any, str] = {}
-    queued: set[Path] = set()
+    futures: dict[Any, tuple[str, Path]] = {}
+    waiting: dict[Path, list[int]] = {}  # jobs whose file one queued conversion makes
     pool = None
 
     def finished(label: str) -> None:
@@ -396,31 +425,48 @@ def _pipelined(jobs, cache: Path, log: Path, workers: int, progress, export_prog
         if progress:
             progress(done, total, label)
 
-    def reap(ready) -> None:
-        for fut in ready:
-            label = futures.pop(fut)
+    def reap(completed) -> None:
+        for fut in completed:
+            label, out = futures.pop(fut)
             fut.result()
-            finished(label)
+            for index in waiting.pop(out):
+                ready(index, out)
+                finished(label)
 
     if progress:
         progress(0, total, "")
     try:
         for n, (label, build, shape) in enumerate(jobs, 1):
+            _check_cancel(cancel)
             onnx_path, out = _export_hashed(build(), shape, cache)
             outs.append(out)
             if export_progress:
                 export_progress(n, total, label)
-            if out.is_file() or out in queued:  # converted before, or the same model as one queued
+            if out in waiting:  # the same model as one queued
+                waiting[out].append(n - 1)
+            elif out.is_file():  # converted before
+                ready(n - 1, out)
                 finished(label)
             else:
                 if pool is None:  # no processes at all when everything is cached
                     # the workers die with plaid, even on kill -9 (this thread outlives the pool)
                     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                                initializer=die_with_parent, initargs=(os.getpid(),))
-                queued.add(out)
-                futures[pool.submit(onnx_to_tflite, onnx_path, out, log)] = label
+                waiting[out] = [n - 1]
+                futures[pool.submit(onnx_to_tflite, onnx_path, out, log)] = (label, out)
             reap([f for f in futures if f.done()])
-        reap(list(as_completed(list(futures))))
+        for fut in as_completed(list(futures)):
+            _check_cancel(cancel)
+            reap([fut])
+    except Exception:  # one export or conversion failed: the queued conversions still finish (and are handed out)
+        for fut in as_completed(list(futures)):
+            if cancel is not None and cancel.is_set():
+                break
+            try:
+                reap([fut])
+            except Exception:  # noqa: BLE001 - the first error is the one raised
+                pass
+        raise
     except BaseException:
         for f in futures:
             f.cancel()
@@ -431,13 +477,17 @@ def _pipelined(jobs, cache: Path, log: Path, workers: int, progress, export_prog
     return outs
 
 
-def onnx_many(jobs, cache: Path | None = None, progress=None) -> list[Path]:
+def onnx_many(jobs, cache: Path | None = None, progress=None, on_ready=None, cancel=None) -> list[Path]:
     """``jobs``: [(label, build callable, input_shape)] -> ONNX paths (the runtimes that read
-    ONNX: onnxruntime, TensorRT), in order, filed under the same hash as tflite_many's."""
+    ONNX: onnxruntime, TensorRT), in order, filed under the same hash as tflite_many's.
+    ``on_ready`` and ``cancel`` as for tflite_many."""
     cache = cache or cache_dir()
     paths = []
     for n, (label, build, shape) in enumerate(jobs, 1):
+        _check_cancel(cancel)
         paths.append(_export_hashed(build(), shape, cache, keep_onnx=True)[0])
+        if on_ready:
+            on_ready(n - 1, paths[-1])
         if progress:
             progress(n, len(jobs), label)
     return paths

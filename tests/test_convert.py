@@ -99,11 +99,18 @@ def test_with_workers_each_model_is_converted_once_and_every_job_counted(tmp_pat
     monkeypatch.setenv("PLAID_CONVERT_WORKERS", "2")
     units = [Unit("pl1aseg", "lateral", 6, 10, 16, c) for c in (8, 16)]
     jobs = [(u.key, u.build, u.input_shapes) for u in units] * 2  # each model twice
-    events = []
+    events, ready = [], []
+
+    def on_ready(index, path):
+        assert path.is_file()  # handed out only once its file exists
+        ready.append((index, path))
+
     paths = convert.tflite_many(jobs, cache=tmp_path, progress=lambda d, t, label: events.append(("convert", d, t)),
-                                export_progress=lambda d, t, label: events.append(("export", d, t)))
+                                export_progress=lambda d, t, label: events.append(("export", d, t)),
+                                on_ready=on_ready)
     assert len(paths) == 4 and paths[0] == paths[2] and paths[1] == paths[3] and paths[0] != paths[1]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert sorted(ready) == sorted(enumerate(paths))  # every job once, a duplicate when its model is made
     assert [d for kind, d, _ in events if kind == "convert"] == [0, 1, 2, 3, 4]
     assert [d for kind, d, _ in events if kind == "export"] == [1, 2, 3, 4]
     stamps = [p.stat().st_mtime_ns for p in paths[:2]]
@@ -207,3 +214,19 @@ def test_cia_lookups_rerun_when_a_new_op_is_registered(tmp_path):
     assert "twice" not in torch.ops.plaidmemo._dir
     utils._materialize_cpp_cia_ops()
     assert "twice" in torch.ops.plaidmemo._dir
+
+
+def test_a_set_cancel_event_stops_before_the_next_step(tmp_path, monkeypatch):
+    import threading
+
+    import plaid.convert as convert
+
+    cancel = threading.Event()
+    cancel.set()
+    for workers in ("1", "2"):
+        monkeypatch.setenv("PLAID_CONVERT_WORKERS", workers)
+        with pytest.raises(convert.Cancelled):
+            convert.tflite_many([(CONCAT.key, CONCAT.build, CONCAT.input_shapes)] * 2, cache=tmp_path, cancel=cancel)
+        with pytest.raises(convert.Cancelled):
+            convert.onnx_many([(CONCAT.key, CONCAT.build, CONCAT.input_shapes)], cache=tmp_path, cancel=cancel)
+    assert not list(tmp_path.rglob("*.tflite"))

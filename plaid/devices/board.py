@@ -111,6 +111,10 @@ class BoardSession:
                 "runtime_version": self.probe["runtime"]["version"],
                 "python": f"{self.probe['executable']} {self.probe['python']}"}
 
+    def timing_cpus(self) -> set[int]:
+        """The board times the models: none of this machine's CPUs."""
+        return set()
+
     def measure(self, models, on_event, progress) -> None:
         assert self.runner is not None
         Guard(self.runner, self.temperatures, self.target.measure, on_event, progress, noun="board").run(models)

@@ -42,23 +42,30 @@ class Guard:
         self._waited = 0.0
 
     # -- public
-    def run(self, models: list[tuple[str, Path]]) -> None:
-        queue = list(models)
-        if not queue:
-            return
-        if self.s.cooldown_above_c is not None and "cpu_c" not in self.temps():
-            self._say("warning", f"no CPU temperature is readable on this {self.noun}: cool-down waits are off")
-        if self.s.sentinel_every > 0 and len(queue) > 1:
-            self._start_sentinel(queue)
+    def run(self, models) -> None:
+        """``models``: [(key, path)], or a :class:`plaid.lut.session.Feed` of them. A feed's
+        batches are timed as they come under one protocol: the sentinel is picked from the
+        first batch, and its windows run on across batches."""
+        from plaid.lut.session import batches_of
+
         window: list[tuple[str, Path]] = []
-        while queue:
-            n = self._batch_len(len(window), len(queue))
-            batch, queue = queue[:n], queue[n:]
-            self._run(batch, {})
-            window += batch
-            if self.sentinel and len(window) >= self.s.sentinel_every:
-                self._check(window)
-                window = []
+        first = True
+        for queue in batches_of(models):
+            if first:
+                first = False
+                if self.s.cooldown_above_c is not None and "cpu_c" not in self.temps():
+                    self._say("warning", f"no CPU temperature is readable on this {self.noun}: "
+                                         "cool-down waits are off")
+                if self.s.sentinel_every > 0 and (len(queue) > 1 or len(models) > 1):
+                    self._start_sentinel(queue)
+            while queue:
+                n = self._batch_len(len(window), len(queue))
+                batch, queue = queue[:n], queue[n:]
+                self._run(batch, {})
+                window += batch
+                if self.sentinel and len(window) >= self.s.sentinel_every:
+                    self._check(window)
+                    window = []
         if self.sentinel and window:
             self._check(window)
 

@@ -1,6 +1,8 @@
 """Building a latency table for a target: enumerate units, convert each once (cached),
 time them on the target and commit each result the moment it arrives (so an interrupted
-build resumes where it stopped)."""
+build resumes where it stopped). Where the timing does not run on the CPUs that convert (a
+device elsewhere, or a host with CPUs to spare: ``overlap_cpus``), units are timed in
+batches while the rest still convert (``ConvertingFeed``)."""
 
 from __future__ import annotations
 
@@ -106,18 +108,25 @@ class BuildReport:
                 "warnings": self.warnings}
 
 
-def model_files(jobs, runtime: str, progress: Progress = no_progress) -> list[Path]:
+def model_files(jobs, runtime: str, progress: Progress = no_progress, on_ready=None, cancel=None) -> list[Path]:
     """``jobs`` [(label, build callable, input shape)] -> the model file ``runtime`` reads,
     in order: fp32 TFLite for tflite (cached: converted once ever; in parallel), ONNX for
-    the runtimes that read ONNX (onnxruntime; tensorrt builds its engine on the device)."""
+    the runtimes that read ONNX (onnxruntime; tensorrt builds its engine on the device).
+    ``on_ready(index, path)`` as each file exists; ``cancel`` (an Event) stops early."""
     from plaid.convert import onnx_many, tflite_many
 
+    check_runtime(runtime)
+    if CONVERTERS[runtime] != "tflite":
+        return onnx_many(jobs, progress=lambda d, t, label: progress("export", d, t, label), on_ready=on_ready,
+                         cancel=cancel)
+    return tflite_many(jobs, progress=lambda d, t, label: progress("convert", d, t, label),
+                       export_progress=lambda d, t, label: progress("export", d, t, label), on_ready=on_ready,
+                       cancel=cancel)
+
+
+def check_runtime(runtime: str) -> None:
     if runtime not in CONVERTERS:
         raise UsageError(f"plaid cannot make models for runtime {runtime!r} (runtimes: {', '.join(CONVERTERS)})")
-    if CONVERTERS[runtime] != "tflite":
-        return onnx_many(jobs, progress=lambda d, t, label: progress("export", d, t, label))
-    return tflite_many(jobs, progress=lambda d, t, label: progress("convert", d, t, label),
-                       export_progress=lambda d, t, label: progress("export", d, t, label))
 
 
 def convert_units(units: list[Unit], progress: Progress = no_progress, runtime: str = "tflite") -> dict[str, Path]:
@@ -126,11 +135,11 @@ def convert_units(units: list[Unit], progress: Progress = no_progress, runtime: 
     return {u.key: p for u, p in zip(units, paths)}
 
 
-def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[dict], None],
-                   progress: Progress = no_progress) -> None:
-    """Time models on the target's open session; ``on_event`` gets every event (results,
-    re-measurements, warnings). Progress counts distinct models with a result."""
-    from plaid.lut.session import session_for
+def measure_events(target, models, on_event: Callable[[dict], None], progress: Progress = no_progress) -> None:
+    """Time models [(key, path)] (or a Feed of them) on the target's open session;
+    ``on_event`` gets every event (results, re-measurements, warnings). Progress counts
+    distinct models with a result."""
+    from plaid.lut.session import Feed, session_for
 
     seen: set[str] = set()
 
@@ -140,7 +149,7 @@ def measure_events(target, models: list[tuple[str, Path]], on_event: Callable[[d
             seen.add(event["key"])
             progress("measure", len(seen), len(models), event["key"])
 
-    progress("measure", 0, len(models), models[0][0] if models else "")
+    progress("measure", 0, len(models), "" if isinstance(models, Feed) or not models else models[0][0])
     session_for(target).measure(models, handle, progress)
 
 
@@ -180,7 +189,6 @@ def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
     report = BuildReport(table.path, len(units), len(units) - len(todo), 0, [])
     if not todo:
         return report
-    paths = convert_units(todo, progress, target.runtime)
 
     def on_event(event: dict) -> None:
         if event.get("event") in ("warning", "notice"):
@@ -201,8 +209,14 @@ def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
             report.measured += 1
 
     committed: set[str] = set()
+    cpus = overlap_cpus(target, len(todo))
     try:
-        measure_events(target, [(u.key, paths[u.key]) for u in todo], on_event, progress)
+        if cpus is None:
+            paths = convert_units(todo, progress, target.runtime)
+            measure_events(target, [(u.key, paths[u.key]) for u in todo], on_event, progress)
+        else:
+            with ConvertingFeed(todo, target.runtime, progress, cpus) as feed:
+                measure_events(target, feed, on_event, progress)
     except DeviceLost as exc:
         raise DeviceLost(f"{exc} after {report.measured} of {len(todo)} units; {len(table)} of {len(units)} "
                          "are saved, rerun the same command to resume") from None
@@ -210,3 +224,92 @@ def build_table(target, space, resolution: tuple[int, int], table: LatencyTable,
         key, err = report.failed[0]
         raise PlaidError(f"{len(report.failed)} unit(s) failed to run, first {key}: {err}")
     return report
+
+
+# --------------------------------------------------------------------------- timing while converting
+
+MIN_FEED_BATCH = 8  # units per timing batch while the rest convert (a batch has a start-up cost)
+
+
+def overlap_cpus(target, todo: int) -> set[int] | None:
+    """Where conversions may run while units are timed: None = not at the same time
+    (convert all, then time). A device elsewhere (phone, board): anywhere here (an empty
+    set: no pinning). This host: only on CPUs the timing does not use, and only when at
+    least two are left (on fewer the two would slow and disturb each other).
+    ``PLAID_OVERLAP=0`` turns it off."""
+    from plaid.lut.session import session_for
+
+    if todo < 2 or os.environ.get("PLAID_OVERLAP", "1") == "0":
+        return None
+    timing = session_for(target).timing_cpus()
+    if not timing:
+        return set()
+    free = set(os.sched_getaffinity(0)) - timing
+    return free if len(free) >= 2 else None
+
+
+class ConvertingFeed:
+    """Converts ``units`` in a thread (its processes kept on ``cpus``, if any) and hands
+    them out in batches as their files exist (a :class:`plaid.lut.session.Feed`). A
+    conversion error ends the feed after what is ready was handed out, and is raised then;
+    leaving the block early (an error while timing, Ctrl-C) stops the conversions."""
+
+    def __init__(self, units: list[Unit], runtime: str, progress: Progress, cpus: set[int]) -> None:
+        import queue
+        import threading
+
+        check_runtime(runtime)
+        self.units, self.runtime, self.progress, self.cpus = units, runtime, progress, cpus
+        self._ready: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._convert, name="plaid-convert", daemon=True)
+
+    def __enter__(self):
+        from plaid.lut.session import Feed
+
+        self._thread.start()
+        return Feed(self._batches(), len(self.units))
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._cancel.set()  # after an error: the running conversions end, no new one starts
+        self._thread.join(timeout=None if exc_type is None else 10)
+
+    def _convert(self) -> None:
+        from plaid.convert import Cancelled
+
+        try:
+            if self.cpus:
+                os.sched_setaffinity(0, self.cpus)  # this thread only; the processes it starts inherit it
+            model_files([(u.key, u.build, u.input_shapes) for u in self.units], self.runtime, self.progress,
+                        on_ready=lambda i, path: self._ready.put((i, path)), cancel=self._cancel)
+        except Cancelled:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the timing thread, raised there
+            self._error = exc
+        finally:
+            self._ready.put(None)
+
+    def _batches(self):
+        import queue
+
+        pending: list[tuple[str, Path]] = []
+        finished = False
+        while not finished or pending:
+            if not finished:
+                item = self._ready.get()
+                while True:
+                    if item is None:
+                        finished = True
+                        break
+                    index, path = item
+                    pending.append((self.units[index].key, path))
+                    try:
+                        item = self._ready.get_nowait()
+                    except queue.Empty:
+                        break
+            if pending and (finished or len(pending) >= MIN_FEED_BATCH):
+                batch, pending = pending, []
+                yield batch
+        if self._error is not None:
+            raise self._error

@@ -32,6 +32,32 @@ from plaid.registry import Registry
 Event = dict
 
 
+class Feed:
+    """Models that become ready while earlier ones are timed (a table build converting the
+    rest meanwhile): iterating gives lists of (key, model path), each as soon as it is
+    ready; ``len()`` is how many there will be in all. A session's ``measure`` takes one
+    in place of a list and times each batch as it comes."""
+
+    def __init__(self, batches, total: int) -> None:
+        self._batches, self.total = batches, total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self):
+        return iter(self._batches)
+
+
+def batches_of(models) -> Iterator[list[tuple[str, Path]]]:
+    """The batches of a Feed, or a plain list as one batch."""
+    if isinstance(models, Feed):
+        for batch in models:
+            if batch:
+                yield list(batch)
+    elif models:
+        yield list(models)
+
+
 class Session(ABC):
     """One target, open for a command. Subclasses implement identity and measure."""
 
@@ -46,10 +72,16 @@ class Session(ABC):
         """What to show people about the device (empty for this host)."""
         return {}
 
+    def timing_cpus(self) -> set[int]:
+        """This machine's CPUs the timing runs on (what converts meanwhile must keep off
+        them); empty when the models are timed elsewhere (a phone, a board)."""
+        return set()
+
     @abstractmethod
     def measure(self, models: list[tuple[str, Path]], on_event: Callable[[Event], None],
                 progress: Progress) -> None:
-        """Time ``models`` [(key, tflite path)]; ``on_event`` gets device_bench-style events:
+        """Time ``models`` [(key, tflite path)] (or a :class:`Feed` of them, batch by batch);
+        ``on_event`` gets device_bench-style events:
         ``{"event": "result", "key", "status", "median_ms", ..., "info": {...}}`` and
         ``{"event": "warning", "message": "..."}``."""
 
@@ -130,8 +162,12 @@ class LocalSession(Session):
             s["cpus"] = [c for c in s["cpus"] if c in avail] or None
         return s
 
+    def timing_cpus(self) -> set[int]:
+        return set(self.device_settings().get("cpus") or os.sched_getaffinity(0))
+
     def measure(self, models, on_event, progress) -> None:
-        run_local_plan(models, self.device_settings(), on_event, self.target.runtime)
+        for batch in batches_of(models):
+            run_local_plan(batch, self.device_settings(), on_event, self.target.runtime)
 
 
 def run_local_plan(models: list[tuple[str, Path]], settings: dict,
