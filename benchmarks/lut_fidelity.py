@@ -9,6 +9,7 @@ same K nets. Writes benchmarks/results/lut_fidelity.json.
 
     .venv/bin/python benchmarks/lut_fidelity.py [--n 30] [--calibrate 5] [--spaces df pl1a]
     .venv/bin/python benchmarks/lut_fidelity.py --spaces pl1aseg dfseg --needed-units -o OUT.json
+    .venv/bin/python benchmarks/lut_fidelity.py --spaces df --threads 2 -o OUT.json
 
 ``--needed-units`` measures only the units the sampled nets are made of, not the whole
 space's (the decoder spaces have hundreds: 689 for pl1aseg); the predictions are the same,
@@ -33,6 +34,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spaces", nargs="+", default=["df", "pl1a"])
     ap.add_argument("--needed-units", action="store_true", help="measure only the units of the sampled nets")
+    ap.add_argument("--threads", type=int, help="interpreter threads (the host's table pins as many CPUs)")
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parent / "results" / "lut_fidelity.json")
     args = ap.parse_args()
 
@@ -43,7 +45,7 @@ def main() -> int:
     from plaid.spaces import get_space
     from plaid.targets import load_target
 
-    target = load_target("host")
+    target = load_target("host").with_threads(args.threads)
     out = {"benchmark": "lut_fidelity", "machine": machine(), "target": target.to_json(), "goal":
            {"mape_pct_max": 5.0, "within_10pct_min": 0.95}, "spaces": {}}
     for name in args.spaces:

@@ -35,6 +35,22 @@ class Target:
     def with_protocol(self, **overrides: Any) -> "Target":
         return replace(self, measure=self.measure.with_settings(f"target {self.name!r}", **overrides))
 
+    def with_threads(self, threads: int | None) -> "Target":
+        """``threads`` interpreter threads (``--threads``; None = as the preset says). On this
+        host a pinned CPU list shorter than that grows by the next CPUs this process may use,
+        so that N threads get N cores rather than sharing one (a device's list names the
+        device's cores and is kept as given)."""
+        if threads is None:
+            return self
+        overrides: dict[str, Any] = {"threads": threads}
+        cpus = list(self.measure.cpus or [])
+        if self.transport == "local" and cpus and len(cpus) < threads:
+            import os
+
+            spare = [c for c in sorted(os.sched_getaffinity(0)) if c not in cpus]
+            overrides["cpus"] = cpus + spare[:threads - len(cpus)]
+        return self.with_protocol(**overrides)
+
     def with_runtime(self, runtime: str) -> "Target":
         """The same target timed by another runtime (`plaid bench --runtime`): its own table."""
         return replace(self, runtime=runtime)

@@ -142,3 +142,17 @@ def test_a_broken_target_preset_is_one_cli_line(tmp_path, edit, fragment):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "configs/targets/host.toml [protocol]" in lines[0] and fragment in lines[0], lines[0]
+
+
+def test_threads_on_this_host_get_as_many_cpus_and_a_device_keeps_its_list(monkeypatch):
+    import os
+
+    from plaid.targets import load_target
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    host = load_target("host")  # pinned to cpus = [0]
+    assert host.with_threads(2).measure.cpus == (0, 1) and host.with_threads(2).measure.threads == 2
+    assert host.with_threads(8).measure.cpus == (0, 1, 2, 3)  # no more than this process may use
+    assert host.with_threads(1).measure.cpus == (0,) and host.with_threads(None) is host
+    phone = load_target("sd845")
+    assert phone.with_threads(8).measure.cpus == phone.measure.cpus  # the phone's cores, not this host's

@@ -88,7 +88,7 @@ def cmd_bench(args) -> int:
     for flag, n in (("--validate", args.validate), ("--calibrate", args.calibrate)):
         if n is not None and not 0 <= n <= MAX_NETS:
             raise UsageError(f"{flag} takes a count within 0..{MAX_NETS}, got {n} (each net is measured end to end)")
-    target = target.with_protocol(threads=args.threads)
+    target = target.with_threads(args.threads)
     if args.runtime:
         target = target.with_runtime(args.runtime)
     space = get_space(args.space or target.space)
