@@ -72,6 +72,29 @@ def test_search_with_table_evaluator_and_resume(env, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.tflite
+def test_search_latencies_at_another_resolution(env, tmp_path):
+    """--resolution HxW: the table's units are measured at it, and the run says so."""
+    table = tmp_path / "accs.json"
+    table.write_text(json.dumps({a: 0.5 + 0.01 * i for i, a in enumerate(sorted(all_archs()))}))
+    out = run_plaid("search", "--accuracy-table", str(table), "--budget", "2", "--resolution", "96x96",
+                    "--runs-dir", str(tmp_path / "runs"), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    run = Path(json.loads(out.stdout)["run"])
+    assert json.loads((run / "config.json").read_text())["config"]["resolution"] == [96, 96]
+    assert json.loads((run / "front.json").read_text())["resolution"] == [96, 96]
+    at_64 = run_plaid("search", "--accuracy-table", str(table), "--budget", "2", "--runs-dir",
+                      str(tmp_path / "runs64"), "--json", env=env)
+    assert at_64.returncode == 0, at_64.stderr
+    fronts = [json.loads((Path(json.loads(o.stdout)["run"]) / "front.json").read_text())["front"] for o in (out, at_64)]
+    lat = [{m["arch"]: m["latency"] for m in f} for f in fronts]
+    shared = set(lat[0]) & set(lat[1])
+    assert shared and all(lat[0][a] > lat[1][a] for a in shared)  # 96x96 inputs take longer than 64x64
+    refused = run_plaid("search", "--resume", str(run), "--resolution", "64x64", env=env)
+    assert refused.returncode == 2 and "--resolution" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
 def test_search_with_the_proxy_trainer_on_digits(env, tmp_path):
     out = run_plaid("search", "--budget", "2", "--epochs", "1", "--train-limit", "300",
                     "--runs-dir", str(tmp_path / "runs"), "--json", env=env)

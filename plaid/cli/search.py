@@ -20,6 +20,7 @@ examples:
   plaid search --ray auto --workers 8 --ray-gpus-per-trial 1 --device cuda   8 at once on a Ray cluster, 1 GPU each
   plaid search --resume runs/20261125-190000-host-pl1a-pop --budget 40
   plaid search --space pl1aseg                   decoder search on digits-seg, mIoU on the front (PL1A-Seg baseline)
+  plaid search --space df --resolution 160x160   latencies of DF nets at 160x160 inputs (the table measures them there)
   plaid search --space pl1aseg --backbone-checkpoint pl1a.pt --dataset cityscapes:/data/cityscapes
   plaid search --space dfseg --backbone df1      DF-Seg decoders on DF1 (DF1-Seg the baseline)
 
@@ -47,7 +48,7 @@ MAX_REPEATS = 1000
 _DEFAULTS = {"target": "host", "space": "", "dataset": None, "window": None, "strategy": "pop",
              "train_cmd": None, "accuracy_table": None, "epochs": 3, "proxy_resolution": 32, "proxy_unstride": 1,
              "train_limit": None, "backbone": None, "backbone_checkpoint": None, "seg_resolution": 64,
-             "device": "cpu", "seed": 0, "pool": None, "table": "",
+             "device": "cpu", "seed": 0, "pool": None, "table": "", "resolution": None,
              "margin": None, "audit": 0.05, "repeats": 0, "workers": 1}
 
 
@@ -111,6 +112,9 @@ def add_parser(sub) -> None:
     p.add_argument("--ray-gpus-per-trial", type=float, metavar="N",
                    help="GPUs Ray reserves for each training (default 0; a fraction shares one)")
     p.add_argument("--table", default=_DEFAULTS["table"], help="latency table file (default: the target's)")
+    p.add_argument("--resolution", default=_DEFAULTS["resolution"], metavar="HxW",
+                   help="input size the latencies are for (default: the target's for the space, e.g. 384x640 for "
+                        "pl1a on host); the table's units are measured at it")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default ./runs)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -160,7 +164,10 @@ def _config(args):
     if args.backbone_checkpoint is not None and not Path(args.backbone_checkpoint).is_file():
         raise UsageError(f"--backbone-checkpoint {args.backbone_checkpoint}: no such file")
     evaluator = "command" if args.train_cmd else "table" if args.accuracy_table else "proxy"
-    cfg = SearchConfig(target=args.target, space=args.space, dataset=args.dataset or "", budget=budget,
+    from plaid.archinfo import parse_resolution
+
+    resolution = parse_resolution(args.resolution) if args.resolution else None
+    cfg = SearchConfig(target=args.target, resolution=resolution, space=args.space, dataset=args.dataset or "", budget=budget,
                         window=parse_window(args.window) if args.window else None, strategy=args.strategy,
                         seed=args.seed, pool=args.pool, margin=args.margin, audit=args.audit,
                         repeats=args.repeats, evaluator=evaluator, train_cmd=args.train_cmd or "",

@@ -333,6 +333,9 @@ def execute(cfg: SearchConfig, run: Path, resume: bool, progress=None, log: Call
         dataset = _dataset(cfg, space)
         check_space(space)
         res = cfg.resolution or target.resolution(space.name)
+        from plaid.archinfo import check_resolution
+
+        check_resolution(space.task, res)
         cfg = SearchConfig.from_json({**cfg.to_json(), "space": space.name, "resolution": list(res),
                                       "dataset": dataset, "backbone": space.backbone if cfg.backbone else ""})
         if cfg.table and not Path(cfg.table).is_file():
