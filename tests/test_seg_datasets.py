@@ -1,8 +1,9 @@
 """Segmentation data: Cityscapes layout, segfolder, digits-seg (plaid.train.datasets.segmentation).
 
-The trees are built here with Pillow in the Cityscapes layout (32x64 images). No CLI
-command takes a segmentation dataset yet (the segmentation proxy is other work), so the
-errors are checked through the Python API: each a one-line UsageError, exit code 2."""
+The trees are built here with Pillow in the Cityscapes layout (32x64 images). The errors
+are checked through the Python API, each a one-line UsageError (exit code 2 from the CLI:
+`plaid search --space pl1aseg --dataset cityscapes:PATH` and `plaid export --calib` read
+them through the same loaders)."""
 
 from __future__ import annotations
 
