@@ -112,6 +112,9 @@ class ProgressBars:
         self._progress = None
         self._plain: PlainProgress | None = None
         self._tasks: dict[str, int] = {}
+        import threading
+
+        self._lock = threading.Lock()  # a table build reports conversions and timings from two threads
 
     def __enter__(self):
         if self.enabled and plain_output(sys.stderr):
@@ -133,11 +136,12 @@ class ProgressBars:
             self._progress.__exit__(*exc)
 
     def __call__(self, phase: str, done: int, total: int, label: str) -> None:
-        if self._plain is not None:
-            self._plain(phase, done, total, label)
-            return
-        if self._progress is None:
-            return
-        if phase not in self._tasks:
-            self._tasks[phase] = self._progress.add_task(self.LABELS.get(phase, phase), total=total, label="")
-        self._progress.update(self._tasks[phase], completed=done, total=total, label=label[:60])
+        with self._lock:
+            if self._plain is not None:
+                self._plain(phase, done, total, label)
+                return
+            if self._progress is None:
+                return
+            if phase not in self._tasks:
+                self._tasks[phase] = self._progress.add_task(self.LABELS.get(phase, phase), total=total, label="")
+            self._progress.update(self._tasks[phase], completed=done, total=total, label=label[:60])
