@@ -326,6 +326,36 @@ def test_bench_builds_the_table_resumes_after_unplug_and_cleans_up(dev, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.tflite
+def test_a_4_thread_table_and_its_validation_run_on_the_phone(dev, tmp_path, models, tflite_cache):
+    """The sd845 preset's protocol (4 threads on cores 4-7) builds the table and times the
+    validation nets end to end on the (emulated) phone; the figures are the emulator's, the
+    path is the phone's."""
+    env = sd845_env(tmp_path, tflite_cache)
+    binary = fake_binary(tmp_path)
+    cmd = ["bench", "--target", "sd845", "--adb-serial", dev.address, "--benchmark-binary", str(binary), "--json"]
+    small = run_plaid(*cmd, "--validate", "3", "--calibrate", "3", env=env)  # the tiny preset has 2 nets
+    assert small.returncode == 2 and "only 2 distinct nets" in small.stderr, small.stderr
+    (tmp_path / "configs" / "spaces" / "pl1a.toml").write_text(TINY_PL1A.replace("widths = [24]", "widths = [24, 32]")
+                                                               .replace("widths = [16]", "widths = [16, 24]"))
+    out = run_plaid(*cmd, "--validate", "3", "--calibrate", "3", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["build"]["measured_now"] + report["build"]["already_measured"] == report["build"]["units"]
+    val = report["validation"]
+    assert val["fidelity"]["n"] == 3 and len(val["validation"]) == 3 and val["calibration"]["n"] == 3
+    assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in val["validation"])
+    runs = [c for c in dev.commands if "benchmark_model" in c and "--graph=" in c]
+    assert runs and all("--num_threads=4" in c and c.startswith("taskset f0 ") for c in runs)
+    assert len(runs) >= report["build"]["units"] + 6  # the units, then 3 + 3 whole nets, all on the phone
+    from plaid.lut.store import LatencyTable
+
+    (table,) = (tmp_path / "luts").glob("*.sqlite")
+    with LatencyTable.open(table) as t:
+        assert t.meta.settings["threads"] == 4 and t.meta.settings["cpus"] == [4, 5, 6, 7]
+
+
+@pytest.mark.slow
+@pytest.mark.tflite
 def test_bench_with_the_apk_runner(dev, tmp_path, models, tflite_cache):
     env = sd845_env(tmp_path, tflite_cache)
     apk = tmp_path / "plaid-bench.apk"

@@ -75,6 +75,11 @@ def sampled_nets(space, n_calib: int, n_valid: int, seed: int) -> tuple[list, li
 def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_valid: int, seed: int,
                            progress: Progress = no_progress) -> dict[str, Any]:
     calib, valid = sampled_nets(space, n_calib, n_valid, seed)
+    if len(calib) < n_calib:
+        from plaid.errors import UsageError
+
+        raise UsageError(f"space {space.name!r} has only {len(calib)} distinct nets, fewer than the {n_calib} that "
+                         "calibration asks for (--calibrate)")
     items = [(space.encode(a), (lambda a=a: space.build(a))) for a in calib + valid]
     measured = measure_whole(target, items, resolution, table, progress)
     pred = Predictor(table, space, resolution)
