@@ -65,6 +65,19 @@ def test_a_correction_within_the_noise_of_the_plain_sum_is_not_taken(table):
     assert params["model"] != "plain" and params["beta"] > 1.0, params
 
 
+def test_a_scale_effect_is_fitted_as_a_scale_not_a_constant(table):
+    """Whole nets 10% slower than their units (work-proportional, e.g. caches a unit alone
+    keeps warm): the scale and the constant are equally simple, and the better one is taken."""
+    space = get_space("df")
+    rng = random.Random(5)
+    archs = [space.sample(rng) for _ in range(10)]
+    pred = Predictor(table, space, RES)
+    noise = [1.01, 0.99, 1.0, 1.005, 0.995, 1.0, 1.01, 0.99, 1.0, 1.0]
+    params = pred.fit(archs, [pred.features(a)[0] * 1.1 * k for a, k in zip(archs, noise)])
+    assert params["model"] == "alpha" and params["alpha"] == pytest.approx(1.1, abs=0.01), params
+    assert params["beta"] == 0.0 and params["gamma"] == 0.0
+
+
 def test_fit_needs_three_points(table):
     space = get_space("df")
     with pytest.raises(PlaidError, match="at least 3"):

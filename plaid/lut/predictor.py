@@ -19,6 +19,10 @@ from plaid.errors import PlaidError
 from plaid.lut.units import arch_units
 
 PLAIN = {"alpha": 1.0, "gamma": 0.0, "beta": 0.0}
+# the corrections calibration chooses from, by number of parameters: a constant (time every
+# whole net pays once) and a scale (an effect proportional to the work, e.g. caches that a
+# unit alone keeps warm) are equally simple
+CANDIDATES = ((), ("beta",), ("alpha",), ("alpha", "beta"), ("alpha", "gamma", "beta"))
 
 
 def calibration_name(space_name: str, resolution: tuple[int, int]) -> str:
@@ -69,10 +73,11 @@ class Predictor:
 
     def fit(self, archs: list, measured_ms: list[float]) -> dict[str, float]:
         """Choose and fit the correction on end-to-end measurements. Candidates, simplest
-        first: plain sum; + constant; scale + constant; scale + per-unit + constant. Each is
+        first: plain sum; + constant or × scale; scale + constant; scale + per-unit + constant. Each is
         a least-squares fit on relative error, scored by its leave-one-out relative error.
         The choice is the *simplest* candidate within one standard error of the best score
-        (the one-standard-error rule): with a handful of calibration nets the scores are
+        (the one-standard-error rule; between the constant and the scale, the better
+        scored): with a handful of calibration nets the scores are
         noisy, and a correction that only seems better on them can be far worse on other
         nets. Measured (README, `plaid bench --runtime onnxruntime`, DF at 224², 5 nets):
         alpha+beta scored 6.19% (SE 1.63) against the plain sum's 6.95%, and the lowest
@@ -84,14 +89,17 @@ class Predictor:
         y = np.asarray(measured_ms, dtype=np.float64)
         cols = {"alpha": f[:, 0], "gamma": f[:, 1], "beta": np.ones(len(y))}
         scored = []  # (mean LOO error, its standard error, names), simplest first
-        for names in ((), ("beta",), ("alpha", "beta"), ("alpha", "gamma", "beta")):
+        for names in CANDIDATES:
             if len(names) >= len(y):
                 continue
             loo = np.array([abs(_predict(_lstsq(cols, names, y, keep), cols, i) - y[i]) / y[i]
                             for i in range(len(y)) for keep in [np.arange(len(y)) != i]])
             scored.append((float(loo.mean()), float(loo.std(ddof=1) / np.sqrt(len(loo))), names))
         low = min(scored, key=lambda r: r[0])
-        best = next(r for r in scored if r[0] <= low[0] + low[1] + 1e-12)
+        # the fewest parameters within one standard error of the best; among those, the best score
+        fewest = min(len(r[2]) for r in scored if r[0] <= low[0] + low[1] + 1e-12)
+        best = min((r for r in scored if len(r[2]) == fewest and r[0] <= low[0] + low[1] + 1e-12),
+                   key=lambda r: r[0])
         names = best[2]
         params = _lstsq(cols, names, y, np.ones(len(y), dtype=bool))
         self.params = {**params, "n": len(y), "model": "+".join(names) or "plain", "loo_mape_pct": best[0] * 100}
