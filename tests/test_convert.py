@@ -152,7 +152,7 @@ print(json.dumps({{f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in o
 
 def test_without_keras_metadata_onnx2tf_writes_the_same_tflite_bytes(tmp_path):
     """fp32, fp16 and every calibrated int8 variant of a net with a strided conv and a shuffle
-    unit (reshape/transpose) are byte-identical with and without the metadata onnx2tf spends its time on
+    unit (gather) are byte-identical with and without the metadata onnx2tf spends its time on
     (each in a new process: a second conversion in one process numbers its tensors on)."""
     import numpy as np
     import torch
@@ -230,33 +230,3 @@ def test_a_set_cancel_event_stops_before_the_next_step(tmp_path, monkeypatch):
         with pytest.raises(convert.Cancelled):
             convert.onnx_many([(CONCAT.key, CONCAT.build, CONCAT.input_shapes)], cache=tmp_path, cancel=cancel)
     assert not list(tmp_path.rglob("*.tflite"))
-
-
-def test_a_shuffle_unit_is_delegated_to_xnnpack_whole(tmp_path):
-    """PL1A's channel shuffle converts to RESHAPE/TRANSPOSE/RESHAPE in NHWC: no Transpose
-    next to a conv, and XNNPACK takes every op, so the unit runs as one delegated partition
-    (a GATHER, units v2, split it in two). The interpreter's op list after delegation comes
-    from its ``_get_ops_details`` (a delegated partition is one DELEGATE node)."""
-    import numpy as np
-    import torch
-    from ai_edge_litert.interpreter import Interpreter
-
-    from plaid.convert import onnx_to_tflite, tflite_op_names, transposes_near_convs
-
-    unit = Unit("pl1a", "shuffle", 12, 20, 48, 48, stride=1)
-    torch.manual_seed(0)
-    module = unit.build().eval()
-    path = onnx_to_tflite(export_onnx(module, unit.input_shapes, tmp_path / "u.onnx"), tmp_path / "u.tflite")
-    ops = tflite_op_names(path)
-    assert "GATHER" not in ops and "TRANSPOSE" in ops and transposes_near_convs(path) == []
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    interp.allocate_tensors()
-    after = [op["op_name"] for op in interp._get_ops_details()]
-    assert after.count("DELEGATE") == 1, after
-    x = np.random.default_rng(0).normal(size=unit.input_shape).astype(np.float32)
-    interp.set_tensor(interp.get_input_details()[0]["index"], x.transpose(0, 2, 3, 1))
-    interp.invoke()
-    got = interp.get_tensor(interp.get_output_details()[0]["index"])
-    with torch.no_grad():
-        ref = module(torch.from_numpy(x)).numpy()  # a unit's module ends in NHWC (NHWCOut), as the file does
-    assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())

@@ -111,22 +111,18 @@ class AdaptiveAvgPool(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle, written channels-last: to NHWC, reshape the channels to
-    (groups, C/groups), swap those two axes, reshape back, to NCHW. onnx2tf cancels the two
-    outer permutes against its own NHWC layout, so the TFLite graph is RESHAPE, TRANSPOSE,
-    RESHAPE between the convolutions (no Transpose next to a conv), and XNNPACK delegates
-    all three: the graph stays one partition. The usual NCHW view/transpose/view made onnx2tf
-    wrap the neighbouring convolutions in Transposes; a channel gather (units v2) stayed in
-    NHWC, but XNNPACK does not take GATHER, so every block split the delegated graph."""
+    """ShuffleNet's channel shuffle, written as a gather of channels in shuffled order.
+    The usual view/transpose/view form makes onnx2tf leave NHWC and wrap the neighbouring
+    convolutions in Transposes; a gather along the channel axis stays in NHWC."""
 
     def __init__(self, groups: int = 2) -> None:
         super().__init__()
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        y = x.permute(0, 2, 3, 1).reshape(n, h, w, self.groups, c // self.groups).transpose(3, 4)
-        return y.reshape(n, h, w, c).permute(0, 3, 1, 2)
+        c = x.shape[1]
+        order = torch.arange(c, device=x.device).view(self.groups, c // self.groups).t().reshape(-1)
+        return x.index_select(1, order)
 
 
 class StagedBackbone(nn.Module):

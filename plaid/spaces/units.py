@@ -19,8 +19,7 @@ from typing import Any, Callable
 
 from plaid.registry import Registry
 
-UNIT_VERSION = 3  # 3: channel shuffle as an NHWC reshape/transpose (delegated whole); 2: as a gather
-# bump when a unit's built module changes; tables record it
+UNIT_VERSION = 2  # 2: channel shuffle as a gather (no Transposes); bump when a unit's built module changes; tables record it
 HEAD_CLASSES = 1000
 
 # "space.kind" (or "*.kind" for every space) -> builder(unit) -> torch module (NCHW output)
