@@ -45,7 +45,7 @@ def _digests_in_a_new_process(reuse: bool, out: Path) -> list[str]:
     code = f"""
 import hashlib, sys
 from pathlib import Path
-import plaid.convert as c
+import plaid.onnx_export as c
 from plaid.spaces.units import Unit
 c._REGISTRY_CACHED = c._CIA_MEMO = {not reuse}  # True: plaid never installs the reuse/memo (torch as it is)
 units = [Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2), {CONCAT!r}, Unit("pl1aseg", "score", 4, 6, 16, 19, up=8)]
