@@ -4,10 +4,12 @@
 Plan (JSON)::
 
     {"schema": "plaid.plan/1",
-     "runtime": "tflite",                # or "onnxruntime": device_bench.runtimes
+     "runtime": "tflite",                # or "onnxruntime", "tensorrt": device_bench.runtimes
      "settings": {"threads": 1, "warmup_runs": 5, "min_runs": 20, "max_runs": 1000,
                   "min_seconds": 1.0, "max_seconds": 20.0, "delegate": "xnnpack",
-                  "cpus": [0]},          # CPU affinity; null = leave as is
+                  "cpus": [0],           # CPU affinity; null = leave as is
+                  "precision": null},    # tensorrt: fp32 | fp16 | int8 (null = fp16);
+                                         # other runtimes: null or fp32 (the file as converted)
      "models": [{"key": "df.basic-in:28x28x64-...", "path": "units/ab12.tflite"}]}
 
 ``path`` is relative to the plan file's folder (or absolute).
@@ -27,6 +29,7 @@ While running, device_bench also prints each result as one JSON line on stdout
 """
 
 from device_bench.runtimes import RUNTIMES
+from device_bench.tensorrt import PRECISIONS
 
 PLAN_SCHEMA = "plaid.plan/1"
 RESULTS_SCHEMA = "plaid.results/1"
@@ -40,6 +43,7 @@ DEFAULT_SETTINGS = {
     "max_seconds": 20.0,
     "delegate": "xnnpack",
     "cpus": None,
+    "precision": None,
 }
 
 _SETTING_TYPES = {
@@ -51,6 +55,7 @@ _SETTING_TYPES = {
     "max_seconds": (int, float),
     "delegate": str,
     "cpus": (list, type(None)),
+    "precision": (str, type(None)),
 }
 
 RESULT_OK_KEYS = ("key", "status", "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "runs")
@@ -80,6 +85,8 @@ def validate_settings(settings: object) -> dict:
     if merged["cpus"] is not None and not all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in merged["cpus"]):
         raise SchemaError("cpus must be a list of CPU numbers")
+    if merged["precision"] is not None and merged["precision"] not in PRECISIONS:
+        raise SchemaError(f"precision must be fp32, fp16 or int8, got {merged['precision']!r}")
     return merged
 
 
@@ -103,7 +110,11 @@ def validate_plan(plan: object, runtimes=None) -> dict:
         if m["key"] in keys:
             raise SchemaError(f"model key {m['key']!r} appears twice")
         keys.add(m["key"])
-    return {**plan, "settings": validate_settings(plan.get("settings", {}))}
+    settings = validate_settings(plan.get("settings", {}))
+    if settings["precision"] not in (None, "fp32") and plan["runtime"] != "tensorrt":
+        raise SchemaError(f"precision {settings['precision']!r} needs the tensorrt runtime "
+                          f"({plan['runtime']} times the model file as it was converted)")
+    return {**plan, "settings": settings}
 
 
 def validate_result(r: object) -> dict:

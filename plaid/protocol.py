@@ -27,11 +27,12 @@ from plaid.errors import UsageError
 PLAN, HOST, IDENTITY = "plan", "host", "identity"
 ROLES = (PLAN, HOST, IDENTITY)
 DELEGATES = ("xnnpack", "none", "gpu")
+PRECISIONS = ("fp32", "fp16", "int8")  # device_bench/tensorrt.py's (a test keeps the two equal)
 
 
 def _setting(default: Any, kind: str, *roles: str, minimum: float | None = 0, above: bool = False,
              in_schema: bool = True, doc: str = "") -> Any:
-    """A protocol setting: ``kind`` is int | number | delegate | cpus | number? (None allowed);
+    """A protocol setting: ``kind`` is int | number | delegate | precision | cpus | number? (None allowed);
     numbers must be ``>= minimum`` (``> minimum`` with ``above``)."""
     assert roles and set(roles) <= set(ROLES), roles
     return field(default=default, metadata={"roles": frozenset(roles), "kind": kind, "minimum": minimum,
@@ -52,6 +53,9 @@ class MeasureProtocol:
     min_seconds: float = _setting(1.0, "number", PLAN, IDENTITY, doc="timed runs last at least this long ...")
     max_seconds: float = _setting(20.0, "number", PLAN, IDENTITY, doc="... and stop after this long")
     delegate: str = _setting("xnnpack", "delegate", PLAN, IDENTITY, doc="xnnpack | none | gpu")
+    precision: str | None = _setting(None, "precision", PLAN, IDENTITY,
+                                     doc="TensorRT engines: fp32 | fp16 | int8 (absent: fp16); other runtimes time "
+                                         "the file as converted (fp32 only)")
     # how the host runs a build (plaid.adb.guard, plaid.adb.runners): not the table's identity
     unit_timeout_s: float = _setting(120.0, "number", HOST, above=True,
                                      doc="one unit's run longer than this is a hang")
@@ -136,6 +140,10 @@ def _check(f, value: Any, where: str) -> Any:
     if kind == "delegate":
         if value not in DELEGATES:
             raise UsageError(f"{where}: {name} must be one of {', '.join(DELEGATES)}, got {value!r}")
+        return value
+    if kind == "precision":
+        if value not in PRECISIONS:
+            raise UsageError(f"{where}: {name} must be one of {', '.join(PRECISIONS)}, got {value!r}")
         return value
     if kind == "cpus":
         if value is None or value == []:

@@ -22,6 +22,12 @@ class Target:
     export_formats: tuple[str, ...] = ()  # `plaid export` defaults
     python: str = ""  # ssh targets: the board's interpreter for device_bench (--remote-python overrides)
 
+    def __post_init__(self) -> None:
+        precision = self.measure.precision
+        if precision not in (None, "fp32") and self.runtime != "tensorrt":
+            raise UsageError(f"target {self.name!r}: precision {precision!r} is for TensorRT engines; the {self.runtime} "
+                             "runtime times the model file as converted (fp32)")
+
     @property
     def protocol(self) -> dict[str, Any]:
         """The ``[protocol]`` table as given (JSON-ready); typed values: ``measure``."""
@@ -50,6 +56,11 @@ class Target:
             spare = [c for c in sorted(os.sched_getaffinity(0)) if c not in cpus]
             overrides["cpus"] = cpus + spare[:threads - len(cpus)]
         return self.with_protocol(**overrides)
+
+    def with_precision(self, precision: str | None) -> "Target":
+        """The same target with TensorRT engines of another precision (`plaid bench
+        --precision`; None = as the preset says): a table of its own."""
+        return self if precision is None else self.with_protocol(precision=precision)
 
     def with_runtime(self, runtime: str) -> "Target":
         """The same target timed by another runtime (`plaid bench --runtime`): its own table."""

@@ -156,6 +156,8 @@ ACCEPTED = [
     BASE,
     {**BASE, "settings": {"threads": 4, "min_seconds": 2, "max_seconds": 2.0, "cpus": [4, 5, 6, 7]}},
     {**BASE, "note": "extra keys stay", "settings": {"delegate": "gpu", "max_runs": 10**22, "warmup_runs": 0}},
+    {**BASE, "settings": {"precision": "fp32"}},
+    {**BASE, "settings": {"precision": None, "threads": 2}},
 ]
 
 REJECTED = [
@@ -171,6 +173,9 @@ REJECTED = [
     {**BASE, "settings": {"max_seconds": 0.5}},
     {**BASE, "settings": {"delegate": "nnapi"}},
     {**BASE, "settings": {"cpus": [4, -1]}},
+    {**BASE, "settings": {"precision": "int8"}},
+    {**BASE, "settings": {"precision": "bf16"}},
+    {**BASE, "settings": {"precision": 16}},
 ]
 
 

@@ -114,6 +114,7 @@ def test_values_keep_their_toml_types_and_only_given_keys_count():
     ({"min_runs": 2.5}, "min_runs must be an integer >= 1"),
     ({"min_seconds": -1}, "min_seconds must be a number >= 0"),
     ({"delegate": "nnapi"}, "delegate must be one of xnnpack, none, gpu"),
+    ({"precision": "bf16"}, "precision must be one of fp32, fp16, int8"),
     ({"cpus": [0, -1]}, "cpus must be a list of CPU numbers"),
     ({"cpus": "0"}, "cpus must be a list of CPU numbers"),
     ({"min_runs": 50, "max_runs": 10}, "max_runs (10) must not be below min_runs (50)"),
@@ -156,3 +157,26 @@ def test_threads_on_this_host_get_as_many_cpus_and_a_device_keeps_its_list(monke
     assert host.with_threads(1).measure.cpus == (0,) and host.with_threads(None) is host
     phone = load_target("sd845")
     assert phone.with_threads(8).measure.cpus == phone.measure.cpus  # the phone's cores, not this host's
+
+
+def test_precision_is_a_tensorrt_setting_of_its_own_table():
+    """`plaid bench --precision int8` on a TensorRT target: another table identity; on a
+    TFLite target: one line (the file is timed as converted); the two lists of precisions
+    (here and device_bench's) agree."""
+    from device_bench.tensorrt import PRECISIONS as DEVICE_BENCH_PRECISIONS
+    from plaid.protocol import PRECISIONS
+
+    assert PRECISIONS == DEVICE_BENCH_PRECISIONS
+    tx2 = load_target("tx2")
+    int8 = tx2.with_precision("int8")
+    assert int8.measure.precision == "int8" and int8.measure.identity()["precision"] == "int8"
+    assert "precision" not in tx2.measure.identity() and tx2.with_precision(None) is tx2
+    assert int8.measure.plan(in_schema=True)["precision"] == "int8"
+    with pytest.raises(UsageError, match="precision 'int8' is for TensorRT engines; the tflite runtime"):
+        load_target("rpi5").with_precision("int8")
+    with pytest.raises(UsageError, match="the onnxruntime runtime"):
+        int8.with_runtime("onnxruntime")
+    assert load_target("rpi5").with_precision("fp32").measure.precision == "fp32"
+    proc = run_plaid("bench", "--target", "host", "--precision", "int8", "--dry-run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("runtime times the model file as converted (fp32)")

@@ -253,10 +253,24 @@ def test_tx2_table_timed_by_tensorrt_through_a_trtexec_stand_in(sshd, env, tmp_p
     report = json.loads(proc.stdout)
     assert report["runtime_version"] == "TensorRT 8.2.5" and report["build"]["measured_now"] == 6
     assert len(list((tmp_path / "engines").glob("*-fp16.engine"))) == 6  # one engine per unit
+
+    # int8 engines: a table of their own; each unit's ranges measured here go along with its
+    # ONNX file and become a calibration cache on the board, so every tensor has its scale
+    int8 = run_plaid(*args[:-1], "--precision", "int8", "--json", env=env)
+    assert int8.returncode == 0, int8.stderr
+    built = json.loads(int8.stdout)["build"]
+    assert built["measured_now"] == 6 and built["table"] != report["build"]["table"]
+    engines = list((tmp_path / "engines").glob("*-int8-*.engine"))
+    assert len(engines) == 6 and all(Path(f"{e}.calib").is_file() for e in engines)
+    assert all(json.loads(e.read_text())["missing_scales"] == [] for e in engines)
+    extras = [json.loads(x) for (x,) in sqlite3.connect(f"file:{built['table']}?mode=ro", uri=True)
+              .execute("SELECT extra FROM units")]
+    assert all(x["precision"] == "int8" and x["calibration"].startswith("ranges of ") for x in extras), extras
     shown = run_plaid("lut", "show", "--target", "tx2", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
     meta = json.loads(shown.stdout)["meta"]
     assert meta["runtime"] == "tensorrt" and meta["settings"]["converter"].startswith("torch.onnx ")
+    assert "precision" not in meta["settings"]  # of the two tables, the preset's (fp16) one
     assert meta["fingerprint"]["gpu"]  # in the table's identity (here: no nvidia-smi, no device tree: "unknown")
     found = run_plaid("search", "--target", "tx2", "--space", "df", "--budget", "2", "--epochs", "1",
                       "--train-limit", "64", "--runs-dir", str(tmp_path / "search"), "--json", env=env)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from device_bench import runtimes
-from device_bench.runtimes import EngineCache, parse_export_profile, parse_export_times, parse_trtexec_log, trt_version
+from device_bench import jetson
+from device_bench import tensorrt as runtimes
+from device_bench.tensorrt import EngineCache, parse_export_profile, parse_export_times, parse_trtexec_log, trt_version
 
 STANDIN = Path(__file__).resolve().parent / "trtexec_standin.py"
 
@@ -33,7 +34,7 @@ def test_header_versions_and_device_lines_are_parsed():
     log = ("&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --loadEngine=a.engine\n"
            "[12/02/2026-22:00:00] [I] === Device Information ===\n"
            "[12/02/2026-22:00:00] [I] Selected Device: Orin\n")
-    assert parse_trtexec_log(log) == {"tensorrt": "8.6.1", "gpu": "Orin"}
+    assert parse_trtexec_log(log) == {"tensorrt": "8.6.1", "tensorrt_build": 8601, "gpu": "Orin"}
     assert parse_trtexec_log("no header") == {}
 
 
@@ -66,12 +67,13 @@ def test_the_engine_cache_refuses_another_gpu_or_tensorrt_version(tmp_path):
     assert cache.lookup("ab" * 32, "8.2.5", "NVIDIA Tegra X2", "fp16") is None
 
 
-def _plan(tmp_path, onnx: Path) -> Path:
+def _plan(tmp_path, onnx: Path, **settings) -> Path:
     from device_bench.schema import PLAN_SCHEMA
 
     p = tmp_path / "plan.json"
     p.write_text(json.dumps({"schema": PLAN_SCHEMA, "runtime": "tensorrt", "models": [{"key": "u", "path": str(onnx)}],
-                             "settings": {"min_runs": 5, "min_seconds": 0.0, "warmup_runs": 1, "delegate": "none"}}))
+                             "settings": {"min_runs": 5, "min_seconds": 0.0, "warmup_runs": 1, "delegate": "none",
+                                          **settings}}))
     return p
 
 
@@ -140,7 +142,7 @@ def test_trtexec_is_found_where_jetpack_puts_it(monkeypatch, tmp_path):
         runtimes.find_trtexec()
 
 
-def _fake_jetson(root: Path, mode: str, pinned: bool) -> None:
+def _fake_jetson(root: Path, mode: str, pinned: bool, emc_mhz: int | None = 1866) -> None:
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "nv_tegra_release").write_text("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref\n")
     dev = root / "sys" / "devices" / "gpu.0" / "devfreq" / "17000000.gp10b"
@@ -148,6 +150,16 @@ def _fake_jetson(root: Path, mode: str, pinned: bool) -> None:
     (dev / "cur_freq").write_text("1300500000\n")
     (dev / "max_freq").write_text("1300500000\n")
     (dev / "min_freq").write_text(("1300500000" if pinned else "114750000") + "\n")
+    if emc_mhz is not None:  # debugfs as root sees it
+        emc = root / "sys" / "kernel" / "debug" / "bpmp" / "debug" / "clk" / "emc"
+        emc.mkdir(parents=True)
+        (emc / "rate").write_text(f"{emc_mhz * 10**6}\n")
+        (emc / "max_rate").write_text("1866000000\n")
+    for i, (kind, milli) in enumerate((("BCPU-therm", 41500), ("GPU-therm", 39000), ("GPU-therm", 39500))):
+        zone = root / "sys" / "class" / "thermal" / f"thermal_zone{i}"
+        zone.mkdir(parents=True)
+        (zone / "type").write_text(kind + "\n")
+        (zone / "temp").write_text(f"{milli}\n")
     nvp = root / "bin" / "nvpmodel"  # a stand-in for JetPack's nvpmodel -q
     nvp.parent.mkdir()
     nvp.write_text(f"#!/bin/sh\necho 'NV Power Mode: {mode}'\necho 0\n")
@@ -157,15 +169,107 @@ def _fake_jetson(root: Path, mode: str, pinned: bool) -> None:
 def test_a_jetson_at_full_power_gives_no_warning(tmp_path, monkeypatch):
     _fake_jetson(tmp_path, "MAXN", pinned=True)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    state = runtimes.jetson_state(str(tmp_path))
+    state = jetson.jetson_state(str(tmp_path))
     assert state == {"l4t": "R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref", "nvpmodel": "MAXN",
-                     "gpu_mhz": 1300, "gpu_max_mhz": 1300, "clocks_pinned": True}
-    assert runtimes.jetson_warnings(state) == []
+                     "gpu_mhz": 1300, "gpu_max_mhz": 1300, "clocks_pinned": True,
+                     "emc_mhz": 1866, "emc_max_mhz": 1866, "emc_readable": True,
+                     "thermal_c": {"BCPU-therm": 41.5, "GPU-therm": 39.0, "GPU-therm-2": 39.5}}
+    assert jetson.jetson_warnings(state) == []
 
 
 def test_a_jetson_below_full_power_is_warned_about(tmp_path, monkeypatch):
-    _fake_jetson(tmp_path, "MODE_15W_2CORE", pinned=False)
+    _fake_jetson(tmp_path, "MODE_15W_2CORE", pinned=False, emc_mhz=800)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    warnings = runtimes.jetson_warnings(runtimes.jetson_state(str(tmp_path)))
-    assert len(warnings) == 2 and "nvpmodel -m 0" in warnings[0] and "jetson_clocks" in warnings[1], warnings
-    assert runtimes.jetson_state(str(tmp_path / "not-a-jetson")) == {}
+    warnings = jetson.jetson_warnings(jetson.jetson_state(str(tmp_path)))
+    assert len(warnings) == 3 and "nvpmodel -m 0" in warnings[0] and "jetson_clocks" in warnings[1], warnings
+    assert "EMC" in warnings[2] and "800 of 1866 MHz" in warnings[2], warnings
+    assert jetson.jetson_state(str(tmp_path / "not-a-jetson")) == {}
+
+
+def test_an_emc_clock_only_root_can_read_is_said_so_not_guessed(tmp_path, monkeypatch):
+    """As a user on a real Jetson, debugfs is not readable: the state says the EMC clock is
+    unknown and no warning is made up from it."""
+    _fake_jetson(tmp_path, "MAXN", pinned=True, emc_mhz=None)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    state = jetson.jetson_state(str(tmp_path))
+    assert state["emc_readable"] is False and "emc_mhz" not in state
+    assert jetson.jetson_warnings(state) == []
+
+
+def test_a_calibration_cache_is_tensorrts_text_format():
+    """Header ``TRT-<build>-EntropyCalibration2``, then ``name: <hex of the float32 scale>``
+    (amax/127) per tensor; read back by the stand-in's reader (TensorRT's format)."""
+    import struct
+
+    sys.path.insert(0, str(STANDIN.parent))
+    from trtexec_standin import read_calibration_cache
+
+    text = runtimes.calibration_cache({"input": 2.54, "x.1": 127.0}, 8205)
+    assert text == b"TRT-8205-EntropyCalibration2\ninput: 3ca3d70a\nx.1: 3f800000\n"
+    assert struct.unpack(">f", bytes.fromhex("3ca3d70a"))[0] == pytest.approx(0.02)
+    for bad in ({"a": 0.0}, {"a": float("nan")}, {"a: b": 1.0}, {"a": float("inf")}):
+        with pytest.raises(ValueError):
+            runtimes.calibration_cache(bad, 8205)
+
+
+def test_int8_engines_are_built_with_a_calibration_cache_from_the_ranges_measured_here(tmp_path, tflite_cache,
+                                                                                       trtexec, monkeypatch):
+    """precision int8: the workstation's ranges sidecar (every float tensor of the ONNX model,
+    measured with onnxruntime) becomes a calibration cache with the board's version header;
+    trtexec gets --int8 --fp16 --calib and every tensor has its scale. Without a sidecar
+    trtexec's placeholder scales are used and the result says so; a sidecar of another model
+    is refused; the fp16 and int8 engines are filed apart."""
+    from plaid.devices.int8 import ranges_sidecar, tensor_ranges
+
+    env, calls = trtexec
+    onnx_path = tmp_path / "unit.onnx"
+    onnx_path.write_bytes(_onnx(tflite_cache).read_bytes())
+    side = ranges_sidecar(onnx_path)
+    doc = json.loads(side.read_text())
+    assert side.name == "unit.onnx.int8.json" and doc["schema"] == "plaid.int8-ranges/1"
+    assert doc["ranges"] == tensor_ranges(onnx_path) and all(v > 0 for v in doc["ranges"].values())
+    assert ranges_sidecar(onnx_path).stat().st_mtime_ns == side.stat().st_mtime_ns  # kept: same bytes
+
+    def run(plan, **extra):
+        out = subprocess.run([sys.executable, "-m", "device_bench", str(plan)], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env, **extra})
+        return out, json.loads(out.stdout.splitlines()[-1])
+
+    out, res = run(_plan(tmp_path, onnx_path, precision="int8"), TRTEXEC_STANDIN_VERSION="8601")
+    assert out.returncode == 0 and res["status"] == "ok", res
+    assert res["precision"] == "int8" and res["calibration"].startswith(f"ranges of {len(doc['ranges'])} tensors")
+    build = next(json.loads(a) for a in calls.read_text().splitlines() if '"--onnx=' in a)
+    assert "--int8" in build and "--fp16" in build and any(a.startswith("--calib=") for a in build), build
+    (engine,) = Path(env["PLAID_ENGINE_CACHE"]).glob("*-int8-*.engine")
+    built = json.loads(engine.read_text())
+    assert built["int8"] and built["missing_scales"] == [] and len(built["calibrated"]) == len(doc["ranges"])
+    assert Path(str(engine) + ".calib").read_text().startswith("TRT-8601-EntropyCalibration2\n")
+
+    side.unlink()
+    out, res = run(_plan(tmp_path, onnx_path, precision="int8"), TRTEXEC_STANDIN_VERSION="8601")
+    assert res["status"] == "ok" and "placeholder" in res["calibration"], res
+    assert len(list(Path(env["PLAID_ENGINE_CACHE"]).glob("*-int8*.engine"))) == 2  # filed apart from the calibrated one
+
+    (tmp_path / "unit.onnx.int8.json").write_text(json.dumps({**doc, "onnx_sha256": "0" * 64}))
+    out, res = run(_plan(tmp_path, onnx_path, precision="int8"))
+    assert res["status"] == "error" and "ranges of another model" in res["error"], res
+
+    out, res = run(_plan(tmp_path, onnx_path))  # no precision: fp16, as before
+    assert res["status"] == "ok" and res["precision"] == "fp16" and "calibration" not in res
+    assert len(list(Path(env["PLAID_ENGINE_CACHE"]).glob("*-fp16.engine"))) == 1
+
+
+@pytest.mark.parametrize("runtime,settings,fragment", [
+    ("tflite", {"precision": "int8"}, "precision 'int8' needs the tensorrt runtime"),
+    ("onnxruntime", {"precision": "fp16"}, "precision 'fp16' needs the tensorrt runtime"),
+    ("tensorrt", {"precision": "bf16"}, "precision must be fp32, fp16 or int8"),
+])
+def test_a_precision_other_runtimes_cannot_give_is_refused_by_the_schema(runtime, settings, fragment):
+    from device_bench.schema import PLAN_SCHEMA, SchemaError, validate_plan
+
+    with pytest.raises(SchemaError, match=fragment):
+        validate_plan({"schema": PLAN_SCHEMA, "runtime": runtime, "settings": settings,
+                       "models": [{"key": "a", "path": "a.onnx"}]})
+    ok = validate_plan({"schema": PLAN_SCHEMA, "runtime": runtime, "settings": {"precision": "fp32"},
+                        "models": [{"key": "a", "path": "a.onnx"}]})
+    assert ok["settings"]["precision"] == "fp32"

@@ -7,7 +7,10 @@ the device, `&&&& PASSED` at the end) and writes the JSON files trtexec writes
 ONNX model; timing runs the model with onnxruntime on this CPU, so the numbers are real
 times of the model, just not TensorRT's. Environment: TRTEXEC_STANDIN_VERSION (the header
 number, default 8205 = TensorRT 8.2.5), TRTEXEC_STANDIN_DEVICE, TRTEXEC_STANDIN_LOG (a file
-each call's arguments are appended to), TRTEXEC_STANDIN_FAIL (exit 1 on a build)."""
+each call's arguments are appended to), TRTEXEC_STANDIN_FAIL (exit 1 on a build). With
+--calib it reads the calibration cache as TensorRT does (its version's header, then
+`name: <float32 hex>` lines; anything else fails the build) and records in the "engine"
+which of the ONNX model's tensors had a scale."""
 
 import json
 import os
@@ -20,6 +23,24 @@ DEVICE = os.environ.get("TRTEXEC_STANDIN_DEVICE", "stand-in GPU (no TensorRT her
 
 def log(msg, level="I"):
     print("[{}] [{}] {}".format(time.strftime("%m/%d/%Y-%H:%M:%S"), level, msg))
+
+
+def read_calibration_cache(path):
+    """(problem or "", {tensor: scale}) of a calibration cache in TensorRT's text format."""
+    import struct
+
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    want = "TRT-{}-EntropyCalibration2".format(os.environ.get("TRTEXEC_STANDIN_VERSION", "8205"))
+    if not lines or lines[0] != want:
+        return "header {!r} is not {!r}".format(lines[0] if lines else "", want), {}
+    scales = {}
+    for line in lines[1:]:
+        name, sep, value = line.rpartition(": ")
+        if not sep or len(value) != 8:
+            return "malformed line {!r}".format(line), {}
+        scales[name] = struct.unpack(">f", bytes.fromhex(value))[0]
+    return "", scales
 
 
 def main(argv):
@@ -43,8 +64,25 @@ def main(argv):
             log("ModelImporter.cpp:726: ERROR: builtin_op_importers (stand-in failure)", "E")
             print("&&&& FAILED TensorRT.trtexec {} # {}".format(HEADER, cmd))
             return 1
+        engine = {"standin_engine": os.path.abspath(opts["onnx"]), "fp16": "fp16" in opts, "int8": "int8" in opts}
+        if "calib" in opts:  # read it as TensorRT would: a header of this version, then name: hex-scale lines
+            problem, scales = read_calibration_cache(opts["calib"])
+            if problem:
+                log("Calibration cache {}: {} (stand-in)".format(opts["calib"], problem), "E")
+                print("&&&& FAILED TensorRT.trtexec {} # {}".format(HEADER, cmd))
+                return 1
+            import onnx
+
+            model = onnx.load(opts["onnx"])
+            produced = [i.name for i in model.graph.input] + [o for n in model.graph.node
+                                                              if n.op_type != "Constant" for o in n.output]
+            engine["calibrated"] = sorted(scales)
+            engine["missing_scales"] = [t for t in produced if t not in scales]
+            for t in engine["missing_scales"]:
+                log("Missing scale and zero-point for tensor {}, expect fall back to non-int8 implementation "
+                    "(stand-in)".format(t), "W")
         with open(opts["saveEngine"], "w") as fh:
-            json.dump({"standin_engine": os.path.abspath(opts["onnx"]), "fp16": "fp16" in opts}, fh)
+            json.dump(engine, fh)
         log("Engine built in 0.1 sec.")
         log("Engine generation completed in 0.1 seconds.")
     elif "loadEngine" in opts:

@@ -31,6 +31,11 @@ examples:
                                                  first contact: record the board's host key, its venv
   plaid bench --target rpi5 --ssh pi@raspberrypi.local --runtime onnxruntime
                                                  the same board timed with onnxruntime instead of TFLite
+  plaid bench --target tx2 --ssh nvidia@tx2.local --remote-python /usr/bin/python3
+                                                 a Jetson TX2: fp16 TensorRT engines built and timed there
+  plaid bench --target tx2 --ssh nvidia@tx2.local --precision int8
+                                                 int8 engines (calibration caches written from ranges
+                                                 measured here): a table of its own
 
 An interrupted build (Ctrl-C, kill -9, a phone unplugged, an SSH link dropped) resumes where
 it stopped: every unit is committed to the table as soon as it is measured. `plaid devices`
@@ -62,6 +67,9 @@ def add_parser(sub) -> None:
     p.add_argument("--runtime", choices=_runtimes(),
                    help="runtime that times the models (overrides the target's; its own table): "
                         "tflite times TFLite files, onnxruntime the ONNX files torch exports")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                   help="TensorRT targets: the engines' precision (default: the target's, else fp16; its own "
+                        "table); int8 engines get calibration caches from per-tensor ranges measured here")
     p.add_argument("--dry-run", action="store_true", help="list the units and exit")
     p.add_argument("--validate", type=int, default=0, metavar="N", help="measure N sampled nets end to end")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
@@ -91,6 +99,7 @@ def cmd_bench(args) -> int:
     target = target.with_threads(args.threads)
     if args.runtime:
         target = target.with_runtime(args.runtime)
+    target = target.with_precision(args.precision)
     space = get_space(args.space or target.space)
     check_space(space)
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from device_bench.runtimes import RUNTIMES, jetson_warnings
+from device_bench.jetson import jetson_warnings
+from device_bench.runtimes import RUNTIMES
 from plaid.devices.guard import Guard
 from plaid.devices.shell import sh
 from plaid.devices.ssh import SshAddress, SshConnection, SshOptions
@@ -227,10 +228,16 @@ class DeviceBenchRunner:
         """Time ``models`` with device_bench on the board; ``on_result`` gets each result row."""
         from device_bench.schema import PLAN_SCHEMA, validate_plan
 
+        int8 = self.settings.get("precision") == "int8"
         for key, path in models:
             if key not in self._pushed:
                 name = f"m-{hashlib.sha256(key.encode()).hexdigest()[:16]}{Path(path).suffix}"
-                self.conn.push(Path(path), f"{self.run_dir}/{name}", timeout=max(60.0, self.unit_timeout_s))
+                timeout = max(60.0, self.unit_timeout_s)
+                self.conn.push(Path(path), f"{self.run_dir}/{name}", timeout=timeout)
+                if int8 and Path(path).suffix == ".onnx":  # its ranges: the board writes the calibration cache
+                    from plaid.devices.int8 import SUFFIX, ranges_sidecar
+
+                    self.conn.push(ranges_sidecar(Path(path)), f"{self.run_dir}/{name}{SUFFIX}", timeout=timeout)
                 self._pushed[key] = name
         plan = validate_plan({"schema": PLAN_SCHEMA, "runtime": self.target.runtime, "settings": self.settings,
                               "models": [{"key": k, "path": self._pushed[k]} for k, _ in models]})

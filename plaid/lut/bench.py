@@ -78,6 +78,9 @@ def saved_table(target) -> Path:
     if len(found) > 1:  # one per runtime (`plaid bench --runtime`): the target's own first
         same = [p for p in found if _meta_runtime(p) == target.runtime]
         found = same or found
+    if len(found) > 1:  # one per protocol (`--threads`, `--precision`): the preset's own first
+        same = [p for p in found if _meta_protocol(p) == target.measure.identity()]
+        found = same or found
     if len(found) == 1:
         return found[0]
     if not found:
@@ -91,6 +94,15 @@ def saved_table(target) -> Path:
 def _meta_runtime(path: Path) -> str:
     with LatencyTable.open(path) as table:
         return table.meta.runtime
+
+
+def _meta_protocol(path: Path) -> dict:
+    """The protocol settings a table was measured with (as MeasureProtocol.identity())."""
+    from plaid.protocol import IDENTITY, MeasureProtocol
+
+    keys = set(MeasureProtocol.keys(IDENTITY))
+    with LatencyTable.open(path) as table:
+        return {k: v for k, v in sorted(table.meta.settings.items()) if k in keys}
 
 
 @dataclass

@@ -86,6 +86,11 @@ public final class Plan {
         }
         Object given = plan.containsKey("settings") ? plan.get("settings") : new LinkedHashMap<String, Object>();
         Settings settings = Settings.parse(given);
+        if (settings.precision != null && !"fp32".equals(settings.precision)) {
+            // device_bench's message: only its tensorrt runtime builds engines of a precision
+            throw new SchemaException("precision " + PyRepr.of(settings.precision) + " needs the tensorrt runtime "
+                    + "(tflite times the model file as it was converted)");
+        }
         Map<String, Object> json = new LinkedHashMap<String, Object>(plan);
         json.put("settings", settings.toJson());
         return new Plan(Collections.unmodifiableList(entries), settings, Collections.unmodifiableMap(json));

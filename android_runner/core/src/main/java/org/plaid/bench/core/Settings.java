@@ -20,9 +20,13 @@ import java.util.TreeSet;
 public final class Settings {
     /** Setting names in device_bench's order (DEFAULT_SETTINGS). */
     public static final List<String> NAMES = Collections.unmodifiableList(Arrays.asList(
-            "threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus"));
+            "threads", "warmup_runs", "min_runs", "max_runs", "min_seconds", "max_seconds", "delegate", "cpus",
+            "precision"));
 
     public static final List<String> DELEGATES = Collections.unmodifiableList(Arrays.asList("xnnpack", "none", "gpu"));
+
+    /** TensorRT's engine precisions (device_bench/tensorrt.py); the app, timing TFLite files, takes fp32 or null. */
+    public static final List<String> PRECISIONS = Collections.unmodifiableList(Arrays.asList("fp32", "fp16", "int8"));
 
     public final int threads;
     public final long warmupRuns;
@@ -34,6 +38,8 @@ public final class Settings {
     public final String delegate;
     /** CPU numbers to pin to, or null to leave affinity alone. */
     public final List<Long> cpus;
+    /** "fp32", "fp16", "int8" or null (the runtime's own). */
+    public final String precision;
 
     private final Map<String, Object> json;
 
@@ -46,6 +52,7 @@ public final class Settings {
         this.minSeconds = ((Number) merged.get("min_seconds")).doubleValue();
         this.maxSeconds = ((Number) merged.get("max_seconds")).doubleValue();
         this.delegate = (String) merged.get("delegate");
+        this.precision = (String) merged.get("precision");
         Object cpuList = merged.get("cpus");
         if (cpuList == null) {
             this.cpus = null;
@@ -68,6 +75,7 @@ public final class Settings {
         d.put("max_seconds", 20.0);
         d.put("delegate", "xnnpack");
         d.put("cpus", null);
+        d.put("precision", null);
         return d;
     }
 
@@ -121,6 +129,10 @@ public final class Settings {
                 }
             }
         }
+        Object precision = merged.get("precision");
+        if (precision != null && !PRECISIONS.contains(precision)) {
+            throw new SchemaException("precision must be fp32, fp16 or int8, got " + PyRepr.of(precision));
+        }
         return new Settings(merged);
     }
 
@@ -130,6 +142,9 @@ public final class Settings {
         }
         if ("cpus".equals(key)) {
             return v == null || v instanceof List;
+        }
+        if ("precision".equals(key)) {
+            return v == null || v instanceof String;
         }
         if ("min_seconds".equals(key) || "max_seconds".equals(key)) {
             return isInt(v) || v instanceof Double;

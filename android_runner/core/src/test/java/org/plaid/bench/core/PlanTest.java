@@ -47,9 +47,11 @@ public class PlanTest {
         assertEquals(20.0, s.maxSeconds, 0);
         assertEquals("xnnpack", s.delegate);
         assertNull(s.cpus);
+        assertNull(s.precision);
         assertEquals(Settings.NAMES, new ArrayList<String>(s.toJson().keySet()));
         assertEquals("{\"threads\": 1, \"warmup_runs\": 5, \"min_runs\": 20, \"max_runs\": 1000, \"min_seconds\": 1.0, "
-                + "\"max_seconds\": 20.0, \"delegate\": \"xnnpack\", \"cpus\": null}", PyJson.write(s.toJson()));
+                + "\"max_seconds\": 20.0, \"delegate\": \"xnnpack\", \"cpus\": null, \"precision\": null}",
+                PyJson.write(s.toJson()));
         assertEquals(1, p.models.size());
         assertEquals("a", p.models.get(0).key);
         // The validated plan is the input with merged settings (extra keys kept).
