@@ -1,5 +1,5 @@
 """What a Jetson user checks before trusting a timing, read on the board (standard library
-only, Python >= 3.6): the L4T release, the GPU's name, the nvpmodel power mode, whether
+only, Python >= 3.6): the L4T release, the GPU's name, the CUDA version, the nvpmodel power mode, whether
 jetson_clocks pinned the GPU and memory (EMC) clocks, and the thermal zones. Everything is
 best effort: a file that is absent or unreadable leaves its keys out (the EMC clock lives
 in debugfs, which only root may read: ``emc_readable`` says so)."""
@@ -62,6 +62,40 @@ def _emc_clock(root: str) -> dict:
             return {"emc_mhz": cur // 10**6, "emc_max_mhz": high // 10**6, "emc_readable": True}
     # debugfs is mounted root-only: its folder is not even visible to a user
     return {"emc_readable": False} if seen or not os.access(os.path.join(root, "sys/kernel/debug"), os.R_OK) else {}
+
+
+_CUDA_TXT = re.compile(r"CUDA Version\s+(\d+(?:\.\d+)*)")
+_NVCC = re.compile(r"release \d+(?:\.\d+)*, V(\d+(?:\.\d+)*)")
+
+
+def cuda_version(root: str = "/") -> str:
+    """The CUDA toolkit's version: /usr/local/cuda/version.json (CUDA >= 11), version.txt
+    (JetPack 4's CUDA 10.2), else ``nvcc --version``; "" when none says."""
+    base = os.path.join(root, "usr/local/cuda")
+    try:
+        import json
+
+        with open(os.path.join(base, "version.json")) as fh:
+            return str(json.load(fh)["cuda"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with open(os.path.join(base, "version.txt")) as fh:
+            m = _CUDA_TXT.search(fh.read())
+            if m:
+                return m.group(1)
+    except OSError:
+        pass
+    for nvcc in (os.path.join(base, "bin/nvcc"), "nvcc"):
+        try:
+            out = subprocess.run([nvcc, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 universal_newlines=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        m = _NVCC.search(out)
+        if m:
+            return m.group(1)
+    return ""
 
 
 def thermal_zones(root: str = "/") -> Dict[str, float]:

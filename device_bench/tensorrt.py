@@ -26,7 +26,7 @@ import struct
 import subprocess
 from typing import Dict, List, Optional
 
-from device_bench.jetson import gpu_name, jetson_state
+from device_bench.jetson import cuda_version, gpu_name, jetson_state
 from device_bench.runtimes import Runtime, runtime
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -229,6 +229,9 @@ class TensorRT(Runtime):
             return {"name": self.name, "version": "unknown"}
         out = {"name": self.name, "version": "TensorRT {}".format(ident["tensorrt"]),
                "gpu": ident["gpu"], "precision": precision_of(settings)}
+        cuda = cuda_version()
+        if cuda:
+            out["cuda"] = cuda
         out.update(jetson_state())
         return out
 

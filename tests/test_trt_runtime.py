@@ -273,3 +273,21 @@ def test_a_precision_other_runtimes_cannot_give_is_refused_by_the_schema(runtime
     ok = validate_plan({"schema": PLAN_SCHEMA, "runtime": runtime, "settings": {"precision": "fp32"},
                         "models": [{"key": "a", "path": "a.onnx"}]})
     assert ok["settings"]["precision"] == "fp32"
+
+
+def test_the_cuda_version_is_read_where_jetpack_and_the_toolkit_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no nvcc here
+    cuda = tmp_path / "usr" / "local" / "cuda"
+    cuda.mkdir(parents=True)
+    assert jetson.cuda_version(str(tmp_path)) == ""
+    (cuda / "version.txt").write_text("CUDA Version 10.2.300\n")  # JetPack 4.6
+    assert jetson.cuda_version(str(tmp_path)) == "10.2.300"
+    (cuda / "version.json").write_text(json.dumps({"cuda": {"name": "CUDA SDK", "version": "11.4.19"}}))
+    assert jetson.cuda_version(str(tmp_path)) == "11.4.19"
+    (cuda / "version.json").unlink()
+    (cuda / "version.txt").unlink()
+    nvcc = cuda / "bin" / "nvcc"  # a stand-in printing nvcc's --version lines
+    nvcc.parent.mkdir()
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.2, V12.2.140'\n")
+    nvcc.chmod(0o755)
+    assert jetson.cuda_version(str(tmp_path)) == "12.2.140"

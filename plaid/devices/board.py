@@ -101,7 +101,7 @@ class BoardSession:
         if self.probe.get("board"):
             fingerprint["board"] = self.probe["board"]
         fingerprint["runner"] = DeviceBenchRunner.name
-        for key in ("gpu", "l4t", "nvpmodel"):  # what the TensorRT runtime reports of a Jetson
+        for key in ("gpu", "cuda", "l4t", "nvpmodel"):  # what the TensorRT runtime reports of a Jetson
             if key in self.probe["runtime"]:
                 fingerprint[key] = self.probe["runtime"][key]
         return self.probe["runtime"]["version"], fingerprint
