@@ -272,6 +272,13 @@ def test_tx2_table_timed_by_tensorrt_through_a_trtexec_stand_in(sshd, env, tmp_p
     assert meta["runtime"] == "tensorrt" and meta["settings"]["converter"].startswith("torch.onnx ")
     assert "precision" not in meta["settings"]  # of the two tables, the preset's (fp16) one
     assert meta["fingerprint"]["gpu"]  # in the table's identity (here: no nvidia-smi, no device tree: "unknown")
+    # whole nets timed by TensorRT keep trtexec's per-layer profile with the validation results
+    val = run_plaid(*args, "--validate", "2", "--calibrate", "0", env=env)  # the tiny space has 2 nets
+    assert val.returncode == 0, val.stderr
+    assert json.loads(val.stdout)["validation"]["fidelity"]["n"] == 2
+    e2e = [json.loads(x) for (x,) in sqlite3.connect(f"file:{report['build']['table']}?mode=ro", uri=True)
+           .execute("SELECT extra FROM e2e")]
+    assert len(e2e) == 2 and all(x["profile"]["layers"] and x["precision"] == "fp16" for x in e2e), e2e
     found = run_plaid("search", "--target", "tx2", "--space", "df", "--budget", "2", "--epochs", "1",
                       "--train-limit", "64", "--runs-dir", str(tmp_path / "search"), "--json", env=env)
     assert found.returncode == 0, found.stderr

@@ -166,12 +166,16 @@ def measure_events(target, models, on_event: Callable[[dict], None], progress: P
 
 
 def measure_models(target, models: list[tuple[str, Path]], on_result: Callable[[str, Latency | None, str], None],
-                   progress: Progress = no_progress) -> None:
-    """Time models on the target; ``on_result(key, latency or None, error)`` per result."""
+                   progress: Progress = no_progress, on_info: Callable[[str, dict], None] | None = None) -> None:
+    """Time models on the target; ``on_result(key, latency or None, error)`` per result, and
+    first ``on_info(key, info)`` with what the session recorded besides the times (the
+    runtime's per-layer profile, temperatures) when given."""
 
     def handle(event: dict) -> None:
         if event.get("event") == "result":
             lat, err = _latency(event)
+            if on_info is not None and lat is not None:
+                on_info(event["key"], event.get("info", {}))
             on_result(event["key"], lat, err)
         elif event.get("event") in ("warning", "notice"):
             _say(event)

@@ -44,12 +44,14 @@ def measure_whole(target, items: list[tuple[str, Any]], resolution: tuple[int, i
                         progress)
     paths = [(e2e_key(label, resolution), f) for (label, _), f in zip(todo, files)]
     if paths:
+        infos: dict[str, dict] = {}
+
         def commit(key: str, lat: Latency | None, error: str) -> None:
-            if lat is not None:
-                table.put_e2e(key, lat)
+            if lat is not None:  # with what the runtime said of it (TensorRT: where it fused the units)
+                table.put_e2e(key, lat, infos.pop(key, None) or None)
                 out[key.rsplit("@", 1)[0]] = lat
 
-        measure_models(target, paths, commit, progress)
+        measure_models(target, paths, commit, progress, on_info=infos.__setitem__)
     return out
 
 
