@@ -53,7 +53,7 @@ def cmd_export(args) -> int:
     from plaid.lut.store import export_rows, write_csv, write_json
 
     with _open(args) as table:
-        rows = export_rows(table)
+        rows = export_rows(table, info=not args.csv)  # JSON has room for what else was recorded
         if args.output:
             try:
                 with atomic_open(args.output, "w", newline="") as fh:

@@ -269,13 +269,18 @@ class LatencyTable:
         return f"LatencyTable({str(self.path)!r}, name={self._meta.name()!r})"
 
 
-def export_rows(table: LatencyTable) -> list[dict]:
-    """Every unit then every e2e entry as flat dicts with the EXPORT_FIELDS keys."""
+def export_rows(table: LatencyTable, info: bool = False) -> list[dict]:
+    """Every unit then every e2e entry as flat dicts with the EXPORT_FIELDS keys (and with
+    ``info``, what the measurement recorded besides the times: temperatures, the runtime's
+    per-layer profile, ...)."""
     out = []
     for kind, name in (("unit", "units"), ("e2e", "e2e")):
-        for key, med, p90, std, runs, measured_at, _extra in table._rows(name):
+        for key, med, p90, std, runs, measured_at, extra in table._rows(name):
             lat = Latency(med, p90, std, runs)
-            out.append({"key": key, **lat.to_json(), "measured_at": measured_at, "kind": kind})
+            row = {"key": key, **lat.to_json(), "measured_at": measured_at, "kind": kind}
+            if info:
+                row["info"] = json.loads(extra or "{}")
+            out.append(row)
     return out
 
 
