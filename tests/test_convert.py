@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from plaid.convert import export_onnx, input_shapes
+from plaid.models.shufflenet import ShuffleUnit
 from plaid.spaces.units import Unit
 
 CONCAT = Unit("pl1aseg", "concat", 6, 10, 16, 40, cin2=24)
@@ -151,15 +152,16 @@ print(json.dumps({{f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in o
 
 
 def test_without_keras_metadata_onnx2tf_writes_the_same_tflite_bytes(tmp_path):
-    """fp32, fp16 and every calibrated int8 variant of a net with a strided conv and a shuffle
-    unit (gather) are byte-identical with and without the metadata onnx2tf spends its time on
-    (each in a new process: a second conversion in one process numbers its tensors on)."""
+    """fp32, fp16 and every calibrated int8 variant of a net with a strided conv and two shuffle
+    units (stride 2; stride 1, with the channel split) are byte-identical with and without the
+    metadata onnx2tf spends its time on (each in a new process: a second conversion in one
+    process numbers its tensors on)."""
     import numpy as np
     import torch
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1), torch.nn.BatchNorm2d(24), torch.nn.ReLU(),
-                              Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2).build()).eval()
+                              ShuffleUnit(24, 48, 2), Unit("pl1a", "shuffle", 4, 4, 48, 48, stride=1).build()).eval()
     onnx_path = export_onnx(net, (1, 3, 16, 16), tmp_path / "net.onnx")
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype(np.float32))
     lean, full = (_tflite_digests_in_a_new_process(onnx_path, tmp_path / "calib.npy", flag, tmp_path / str(flag))
@@ -177,7 +179,7 @@ def test_a_table_conversion_stops_at_the_fp32_file_and_writes_the_same_bytes(tmp
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1), torch.nn.BatchNorm2d(24), torch.nn.ReLU(),
-                              Unit("pl1a", "shuffle", 8, 8, 24, 48, stride=2).build()).eval()
+                              ShuffleUnit(24, 48, 2), Unit("pl1a", "shuffle", 4, 4, 48, 48, stride=1).build()).eval()
     onnx_path = export_onnx(net, (1, 3, 16, 16), tmp_path / "net.onnx")
     short, full = (_tflite_digests_in_a_new_process(onnx_path, None, True, tmp_path / str(flag), fp32_only=flag)
                    for flag in (True, False))
@@ -230,3 +232,78 @@ def test_a_set_cancel_event_stops_before_the_next_step(tmp_path, monkeypatch):
         with pytest.raises(convert.Cancelled):
             convert.onnx_many([(CONCAT.key, CONCAT.build, CONCAT.input_shapes)], cache=tmp_path, cancel=cancel)
     assert not list(tmp_path.rglob("*.tflite"))
+
+
+def _delegated(path: Path) -> list[str]:
+    """The interpreter's nodes once XNNPACK is applied: a delegated partition is one DELEGATE
+    node (``_get_ops_details`` also lists the nodes it replaced)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    return [op["op_name"] for op in interp._get_ops_details()]  # noqa: SLF001 - the only way to list them
+
+
+def _depthwise_convs(module) -> int:
+    import torch
+
+    return sum(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+               for m in module.modules())
+
+
+@pytest.mark.tflite
+@pytest.mark.parametrize("net, shape", [("pl1a:24x2-48x3-96x2", (1, 3, 64, 64)),
+                                        ("pl1a-seg-d8", (1, 3, 64, 128))])
+def test_a_whole_pl1a_net_converts_to_one_xnnpack_partition_without_transposes(tmp_path, net, shape):
+    """PL1A's shuffle (fused with the channel split, channels-last) keeps a whole PL1A and
+    PL1A-Seg net in NHWC: no Transpose at all (so none next to a conv, which plaid export
+    refuses), every depthwise conv stays a DEPTHWISE_CONV_2D (not a grouped CONV_2D), no
+    GATHER, and XNNPACK takes the whole graph as one partition. The forms before fail this:
+    the gather split the graph at every unit (17 partitions in PL1A-Seg's backbone); a
+    channels-last shuffle at each unit's output left Transposes around the next unit's split."""
+    import numpy as np
+    import torch
+
+    from plaid.convert import onnx_to_tflite, tflite_op_names, transposes_near_convs
+    from plaid.zoo import resolve
+
+    torch.manual_seed(0)
+    module = resolve(net).build().eval()
+    with torch.no_grad():
+        for m in module.modules():  # BN statistics away from identity, so that parity means something
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+    path = onnx_to_tflite(export_onnx(module, shape, tmp_path / "m.onnx"), tmp_path / "m.tflite")
+    ops = tflite_op_names(path)
+    assert transposes_near_convs(path) == [] and "TRANSPOSE" not in ops and "GATHER" not in ops, ops
+    assert ops.count("DEPTHWISE_CONV_2D") == _depthwise_convs(module)
+    after = _delegated(path)
+    assert after.count("DELEGATE") == 1, after
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    interp.set_tensor(interp.get_input_details()[0]["index"], x.transpose(0, 2, 3, 1))
+    interp.invoke()
+    got = interp.get_tensor(interp.get_output_details()[0]["index"])
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x)).numpy()
+    if ref.ndim == 4:
+        ref = ref.transpose(0, 2, 3, 1)
+    assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.tflite
+def test_a_stride_1_shuffle_unit_is_one_xnnpack_partition(tmp_path):
+    """A table's stride-1 PL1A unit alone converts to RESHAPE/SPLIT around its convs, the ops
+    it has inside a whole net, all delegated (one partition), as in the test above."""
+    from plaid.convert import onnx_to_tflite, tflite_op_names, transposes_near_convs
+
+    unit = Unit("pl1a", "shuffle", 12, 20, 48, 48, stride=1)
+    path = onnx_to_tflite(export_onnx(unit.build().eval(), unit.input_shapes, tmp_path / "u.onnx"),
+                          tmp_path / "u.tflite")
+    ops = tflite_op_names(path)
+    assert "SPLIT" in ops and "GATHER" not in ops and "TRANSPOSE" not in ops and transposes_near_convs(path) == []
+    assert _delegated(path).count("DELEGATE") == 1

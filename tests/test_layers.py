@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from plaid.models.layers import AdaptiveAvgPool, BilinearUp, ChannelShuffle, bilinear_kernel
+from plaid.models.layers import AdaptiveAvgPool, BilinearUp, ShuffleSplit, bilinear_kernel
 
 
 def test_adaptive_pool_matches_torch_semantics():
@@ -43,6 +43,57 @@ def test_bilinear_up8_shape():
     assert BilinearUp(19, 8)(torch.zeros(1, 19, 4, 6)).shape == (1, 19, 32, 48)
 
 
-def test_channel_shuffle_interleaves_halves():
-    x = torch.arange(6.0).view(1, 6, 1, 1)
-    assert ChannelShuffle(2)(x).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+def test_shuffle_split_keeps_the_even_channels_and_works_on_the_odd():
+    x = torch.arange(8.0).view(1, 8, 1, 1) + torch.zeros(1, 1, 3, 5)
+    keep, work = ShuffleSplit()(x)
+    assert keep.shape == work.shape == (1, 4, 3, 5)
+    assert keep[0, :, 2, 4].tolist() == [0, 2, 4, 6] and work[0, :, 1, 3].tolist() == [1, 3, 5, 7]
+
+
+def _fates(split, c: int, units: int) -> dict[int, list]:
+    """Route channel labels through a stage: a stride-2 unit's output (labels 0..c-1; its
+    two branches give c/2 each), then ``units`` stride-1 units (``split``: input -> keep,
+    work; a unit's output is [keep, its branch]). Per producer (0, 1: the stride-2 unit's
+    branches, k + 2: the k-th stride-1 unit), the sorted units at which its channels were
+    taken into a branch (None: never)."""
+    labels = torch.arange(float(c)).view(1, c, 1, 1)
+    producer = {i: int(i >= c // 2) for i in range(c)}
+    taken: dict[int, object] = {}
+    for k in range(units):
+        keep, work = split(labels)
+        for v in work.flatten().tolist():
+            taken[int(v)] = k
+        new = torch.arange(float(c // 2)).view(1, c // 2, 1, 1) + len(producer)
+        producer.update({int(v): k + 2 for v in new.flatten().tolist()})
+        labels = torch.cat([keep, new], dim=1)
+    fates: dict[int, list] = {}
+    for label, p in producer.items():
+        fates.setdefault(p, []).append(taken.get(label))
+    return {p: sorted(f, key=lambda t: (t is None, t)) for p, f in fates.items()}
+
+
+def test_shuffle_split_routes_channels_as_shufflenet_v2_does():
+    """The same network as torchvision's ShuffleNetV2 (shuffle after every unit, then
+    chunk), up to relabelling each branch's output channels: along a stage, every producer's
+    channels are taken into later branches at the same units (1x1 convs see a branch's input
+    in any order). A split that is not a shuffle (halves; middle quarters swapped) differs."""
+    def torchvision(x):  # the shuffle at the end of the unit before (a stride-2 one too), then the chunk
+        n, c, h, w = x.shape
+        return x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w).chunk(2, dim=1)
+
+    def quarters(x):
+        a, b, c_, d = x.chunk(4, dim=1)
+        return torch.cat([a, c_], dim=1), torch.cat([b, d], dim=1)
+
+    for c, units in ((16, 6), (48, 8), (96, 12)):
+        want = _fates(torchvision, c, units)
+        assert _fates(ShuffleSplit(), c, units) == want
+        assert _fates(lambda x: x.chunk(2, dim=1), c, units) != want
+        assert _fates(quarters, c, units) != want
+
+
+def test_shuffle_split_mixes_a_units_identity_half_with_its_branch():
+    c = 16
+    keep, work = ShuffleSplit()(torch.arange(float(c)).view(1, c, 1, 1))
+    for half in (keep, work):  # half of each half comes from the identity half
+        assert sorted(v < c // 2 for v in half.flatten().tolist()) == [False] * (c // 4) + [True] * (c // 4)

@@ -110,19 +110,27 @@ class AdaptiveAvgPool(nn.Module):
         return f"grid={self.grid}"
 
 
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle, written as a gather of channels in shuffled order.
-    The usual view/transpose/view form makes onnx2tf leave NHWC and wrap the neighbouring
-    convolutions in Transposes; a gather along the channel axis stays in NHWC."""
+class ShuffleSplit(nn.Module):
+    """ShuffleNetV2's channel shuffle and channel split in one step, at the input of a
+    stride-1 unit, as the reference implementation does it (Megvii's ShuffleNet-Series
+    ``ShuffleV2Block``): the even channels are the half kept, the odd ones the half the
+    branch works on. Returns ``(keep, work)``, NCHW.
 
-    def __init__(self, groups: int = 2) -> None:
-        super().__init__()
-        self.groups = groups
+    Written channels-last (to NHWC, channels as (C/2, 2) pairs, split the pair axis, back to
+    NCHW) so that onnx2tf keeps NHWC and the TFLite graph is RESHAPE, SPLIT, RESHAPEs between
+    convolutions, every op of which XNNPACK delegates: a whole PL1A or PL1A-Seg net is one
+    delegated partition with no Transpose (tests/test_convert.py). Forms tried before: the NCHW
+    view/transpose/view made onnx2tf wrap convolutions in Transposes; a channel gather (units
+    v2) stayed in NHWC but XNNPACK does not take GATHER, so every unit split the delegated
+    graph; a channels-last shuffle at each unit's output (reverted units v3) left NCHW
+    Transposes around the next unit's channel split, next to its convolutions, and turned a
+    stride-2 unit's depthwise conv into a grouped CONV_2D."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        order = torch.arange(c, device=x.device).view(self.groups, c // self.groups).t().reshape(-1)
-        return x.index_select(1, order)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, h, w = x.shape
+        keep, work = x.permute(0, 2, 3, 1).reshape(n, h, w, c // 2, 2).chunk(2, dim=4)
+        return (keep.reshape(n, h, w, c // 2).permute(0, 3, 1, 2),
+                work.reshape(n, h, w, c // 2).permute(0, 3, 1, 2))
 
 
 class StagedBackbone(nn.Module):

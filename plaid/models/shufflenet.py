@@ -5,12 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plaid.models.layers import ChannelShuffle, Classifier, ConvBN, StagedBackbone
+from plaid.models.layers import Classifier, ConvBN, ShuffleSplit, StagedBackbone
 
 
 class ShuffleUnit(nn.Module):
     """ShuffleNetV2 unit. stride 2: both branches see the whole input and each gives
-    out/2 channels; stride 1: channel split, the second half goes through the branch."""
+    out/2 channels; stride 1: channel shuffle and split of the input (:class:`ShuffleSplit`),
+    the second half goes through the branch. The output is the concatenation, unshuffled.
+
+    The shuffle sits where the reference implementation (Megvii's) puts it, before a
+    stride-1 unit's split, rather than after every unit as torchvision's does. The two differ
+    only by fixed channel permutations where a unit's output meets layers that see all its
+    channels (a stride-2 unit, the head, the segmentation decoder), which those layers'
+    weights absorb: the same function class, FLOPs and parameters (tests/test_layers.py
+    checks the routing; weights trained with the other form need their channels permuted)."""
 
     def __init__(self, cin: int, out: int, stride: int) -> None:
         super().__init__()
@@ -30,15 +38,13 @@ class ShuffleUnit(nn.Module):
         self.branch2.add_module("pw1", ConvBN(b2_in, half, 1))
         self.branch2.add_module("dw", ConvBN(half, half, 3, stride, groups=-1, relu=False))
         self.branch2.add_module("pw2", ConvBN(half, half, 1))
-        self.shuffle = ChannelShuffle(2)
+        self.split = ShuffleSplit() if stride == 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.branch1 is not None:
-            out = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
-        else:
-            keep, work = x.chunk(2, dim=1)
-            out = torch.cat([keep, self.branch2(work)], dim=1)
-        return self.shuffle(out)
+            return torch.cat([self.branch1(x), self.branch2(x)], dim=1)
+        keep, work = self.split(x)
+        return torch.cat([keep, self.branch2(work)], dim=1)
 
 
 class PL1ABackbone(StagedBackbone):

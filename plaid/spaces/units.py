@@ -19,7 +19,11 @@ from typing import Any, Callable
 
 from plaid.registry import Registry
 
-UNIT_VERSION = 2  # 2: channel shuffle as a gather (no Transposes); bump when a unit's built module changes; tables record it
+# Bump when a unit's built module changes; tables record it. 2: channel shuffle as a gather
+# (no Transposes). 3: a channels-last shuffle at each unit's output (reverted; tables of it
+# exist, hence no reuse of 3). 4: PL1A's shuffle fused with the channel split at a stride-1
+# unit's input, channels-last (RESHAPE/SPLIT, delegated whole), none at a unit's output.
+UNIT_VERSION = 4
 HEAD_CLASSES = 1000
 
 # "space.kind" (or "*.kind" for every space) -> builder(unit) -> torch module (NCHW output)
@@ -103,6 +107,16 @@ class Unit:
         ONNX bytes, so conversion-cache hits), from the builder its space registered."""
         import torch
 
+        torch.manual_seed(0)
+        module, nhwc = self.inner()
+        if nhwc:
+            from plaid.models.layers import NHWCOut
+
+            module = NHWCOut(module)
+        return module.eval()
+
+    def inner(self):
+        """(the builder's module with its NCHW output, whether a unit alone permutes that to NHWC)."""
         if f"{self.space}.{self.kind}" not in UNIT_BUILDERS:
             from plaid.spaces import _load_builtin
 
@@ -114,13 +128,7 @@ class Unit:
             raise ValueError(f"no builder for unit kind {self.kind!r} of space {self.space!r} "
                              "(register one with plaid.spaces.units.unit_builder)")
         fn, nhwc = UNIT_BUILDERS.get(name)
-        torch.manual_seed(0)
-        module = fn(self)
-        if nhwc:
-            from plaid.models.layers import NHWCOut
-
-            module = NHWCOut(module)
-        return module.eval()
+        return fn(self), nhwc
 
 
 def unit_counts(units: list[Unit]) -> Counter:
