@@ -35,6 +35,9 @@ def main() -> int:
     ap.add_argument("--spaces", nargs="+", default=["df", "pl1a"])
     ap.add_argument("--needed-units", action="store_true", help="measure only the units of the sampled nets")
     ap.add_argument("--threads", type=int, help="interpreter threads (the host's table pins as many CPUs)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="also time adjacent unit pairs (all of the space's, or with --needed-units the sampled "
+                         "nets'); reports the fidelity with and without their residuals")
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).resolve().parent / "results" / "lut_fidelity.json")
     args = ap.parse_args()
 
@@ -57,6 +60,12 @@ def main() -> int:
             if args.needed_units:
                 calib, valid = sampled_nets(space, args.calibrate, args.n, args.seed)
                 units = sorted({u for a in calib + valid for u in space.units(a, res)})
+            if args.pairs:
+                from plaid.lut.pairs import arch_pairs, space_pairs
+
+                pairs = (sorted({p for a in calib + valid for p in arch_pairs(space, a, res)}) if args.needed_units
+                         else space_pairs(space, res))
+                units = (units if units is not None else space_units(space, res)) + pairs
             build = build_table(target, space, res, table, bars, units=units).to_json()
             build["space_units"] = len(space_units(space, res))
             val = calibrate_and_validate(target, space, res, table, args.calibrate, args.n, args.seed, bars)
@@ -64,11 +73,18 @@ def main() -> int:
                                "fidelity": val["fidelity"], "fidelity_plain_sum": val["fidelity_plain_sum"],
                                "fidelity_macs": val.get("fidelity_macs"), "macs_baseline": val.get("macs_baseline"),
                                "calibration": val["calibration"], "validation": val["validation"]}
+        for key in ("pairs", "fidelity_without_pairs", "calibration_without_pairs"):
+            if key in val:
+                out["spaces"][name][key] = val[key]
         f, fm = val["fidelity"], val.get("fidelity_macs")
         print(f"{name}@{res[0]}x{res[1]}: MAPE {f['mape_pct']:.2f}%  within±10% {f['within_10pct']:.0%}  "
               f"tau {f['kendall_tau']:.3f}  (plain sum MAPE {val['fidelity_plain_sum']['mape_pct']:.2f}%)"
               + (f"  MACs line: MAPE {fm['mape_pct']:.2f}%  within±10% {fm['within_10pct']:.0%}  "
                  f"tau {fm['kendall_tau']:.3f}" if fm else ""))
+        if "fidelity_without_pairs" in val:
+            fp = val["fidelity_without_pairs"]
+            print(f"  without the {val['pairs']['pairs']} pairs: MAPE {fp['mape_pct']:.2f}%  "
+                  f"within±10% {fp['within_10pct']:.0%}  tau {fp['kendall_tau']:.3f}")
     write_report(args.output, out)
     return 0
 

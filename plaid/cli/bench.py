@@ -16,6 +16,7 @@ examples:
   plaid bench --space pl1a --validate 30         + measure 30 sampled nets end to end, report the error
   plaid bench --baselines                        DF1, DF2, ResNet-18/50 end to end on this target
   plaid bench --table my.sqlite --threads 2      a table of your own with 2 interpreter threads
+  plaid bench --space df --pairs --validate 30   + every adjacent pair of units timed as one model
   plaid bench --runtime onnxruntime              the host table timed with onnxruntime (ONNX units)
   plaid bench --target sd845 --dry-run           units of the phone table (no phone needed)
   plaid bench --target sd845 --adb-serial 8ABX0Y1Z --benchmark-binary ./benchmark_model
@@ -70,6 +71,9 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
                    help="TensorRT targets: the engines' precision (default: the target's, else fp16; its own "
                         "table); int8 engines get calibration caches from per-tensor ranges measured here")
+    p.add_argument("--pairs", action="store_true",
+                   help="also time every pair of adjacent units as one model: the predictor adds what each "
+                        "boundary adds to (or saves from) the sum (calibrate again after)")
     p.add_argument("--dry-run", action="store_true", help="list the units and exit")
     p.add_argument("--validate", type=int, default=0, metavar="N", help="measure N sampled nets end to end")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
@@ -104,6 +108,10 @@ def cmd_bench(args) -> int:
     check_space(space)
     res = parse_resolution(args.resolution) if args.resolution else target.resolution(space.name)
     units = space_units(space, res)
+    if args.pairs:
+        from plaid.lut.pairs import space_pairs
+
+        units = units + space_pairs(space, res)
     report: dict = {"target": target.name, "space": space.name, "resolution": list(res)}
     options = session_options(args, target) or ssh_session_options(args, target)
     if args.dry_run and target.transport != "local" and not (args.adb_serial or args.ssh):
@@ -124,7 +132,7 @@ def _build(args, target, space, res, units, report) -> int:
 
     table = open_table(target, space.name, args.table, create=True)
     with table, ProgressBars(enabled=not args.json) as bars:
-        report["build"] = build_table(target, space, res, table, bars).to_json()
+        report["build"] = build_table(target, space, res, table, bars, units=units).to_json()
         n_cal = args.calibrate if args.calibrate is not None else (5 if args.validate else 0)
         if n_cal or args.validate:
             from plaid.lut.validate import calibrate_and_validate, scatter_png
@@ -224,6 +232,11 @@ def _print_report(report: dict, counts) -> None:
         c.print(f"validate  {f['n']} nets: MAPE {f['mape_pct']:.2f}%, max {f['max_abs_err_pct']:.1f}%, "
                 f"{f['within_10pct']:.0%} within ±10%, Kendall tau {f['kendall_tau']:.3f}  "
                 f"(plain sum: MAPE {f0['mape_pct']:.2f}%)")
+        fp = val.get("fidelity_without_pairs")
+        if fp:
+            pr = val["pairs"]
+            c.print(f"pairs     {pr['pairs']} timed, median residual {pr['median_residual_ms']:+.4f} ms per boundary; "
+                    f"without them: MAPE {fp['mape_pct']:.2f}%, {fp['within_10pct']:.0%} within ±10%")
         fm = val.get("fidelity_macs")
         if fm:
             c.print(f"baseline  MACs line on the same nets: MAPE {fm['mape_pct']:.2f}%, "

@@ -88,6 +88,14 @@ def cmd_show(args) -> int:
         c.print(f"target    {meta.target} ({meta.runtime}, {meta.runtime_version})")
         c.print(f"device    {fp}")
         c.print("protocol  " + ", ".join(f"{k}={v}" for k, v in meta.settings.items()))
-        units = sum(1 for r in rows if r["kind"] == "unit")
-        c.print(f"entries   {units} units, {len(rows) - units} whole networks")
+        from plaid.lut.pairs import PREFIX, PairModel
+
+        pairs = sum(1 for r in rows if r["kind"] == "unit" and r["key"].startswith(PREFIX))
+        units = sum(1 for r in rows if r["kind"] == "unit") - pairs
+        c.print(f"entries   {units} units, {pairs} adjacent pairs, {len(rows) - units - pairs} whole networks")
+        if pairs:
+            model = PairModel({r["key"]: r["median_ms"] for r in rows if r["kind"] == "unit"}).summary()
+            c.print(f"pairs     each net's sum + the residual of every boundary (pair minus its two units; "
+                    f"median {model['median_residual_ms']:+.4f} ms); untimed boundaries: their class's median "
+                    + ", ".join(f"{k} {v:+.4f}" for k, v in model["classes"].items()))
     return 0

@@ -2,7 +2,10 @@
 what the runtime does differently in a whole network (fused boundaries, one invoke
 instead of many), fitted on a few end-to-end measurements:
 
-    Lat(arch) = alpha * Σ unit_ms + gamma * n_units + beta
+    Lat(arch) = alpha * (Σ unit_ms + Σ pair residuals) + gamma * n_units + beta
+
+The pair residuals are there when the table also timed adjacent pairs of units
+(``plaid bench --pairs``, plaid.lut.pairs): what each boundary adds to or saves from the sum.
 
 gamma absorbs the per-invoke overhead each unit measurement pays and the whole network
 pays once; alpha the average effect of fusion/caching; beta the constant. Uncalibrated,
@@ -32,11 +35,23 @@ def calibration_name(space_name: str, resolution: tuple[int, int]) -> str:
 class Predictor:
     """``predictor(arch) -> ms``; vectorised over many archs with ``predict_many``."""
 
-    def __init__(self, table, space, resolution: tuple[int, int], bench_hint: str = "") -> None:
+    def __init__(self, table, space, resolution: tuple[int, int], bench_hint: str = "", pairs: bool = True,
+                 stored: bool = True) -> None:
+        """``pairs=False``: the units' sum alone, even where the table timed pairs;
+        ``stored=False``: ignore the table's calibration (about to fit a new one)."""
+        from plaid.lut.pairs import PairModel
+
         self.space = space
         self.resolution = tuple(resolution)
         self.unit_ms = {k: lat.median_ms for k, lat, _ in table.items()}
-        self.params = dict(table.get_calibration(calibration_name(space.name, self.resolution)) or PLAIN)
+        # timed adjacent pairs (`plaid bench --pairs`): each boundary's residual joins the sum
+        self.pairs = PairModel(self.unit_ms) if pairs else None
+        if self.pairs is not None and not len(self.pairs):
+            self.pairs = None
+        saved = table.get_calibration(calibration_name(space.name, self.resolution)) if stored else None
+        self.params = dict(saved or PLAIN)
+        if self.calibrated and not self.params.get("pairs") and self.pairs is not None:
+            self.pairs = None  # calibrated on plain sums, before the pairs were timed: keep to what was fitted
         self.hint = bench_hint or f"plaid bench --space {space.name}"
         self._cache: dict[Any, tuple[float, int]] = {}
 
@@ -45,7 +60,7 @@ class Predictor:
         return "n" in self.params
 
     def features(self, arch) -> tuple[float, int]:
-        """(Σ unit medians in ms, number of units)."""
+        """(Σ unit medians in ms + the pair residuals of its boundaries, number of units)."""
         hit = self._cache.get(arch)
         if hit is not None:
             return hit
@@ -56,6 +71,10 @@ class Predictor:
                 total += self.unit_ms[u.key]
             except KeyError:
                 raise PlaidError(f"the latency table lacks unit {u.key}; build it with `{self.hint}`") from None
+        if self.pairs is not None:
+            from plaid.lut.pairs import Pair, chained
+
+            total += self.pairs.correction([Pair(a, b) for a, b in zip(units, units[1:]) if chained(a, b)])
         hit = (total, len(units))
         if len(self._cache) < 1_000_000:
             self._cache[arch] = hit
@@ -102,7 +121,8 @@ class Predictor:
                    key=lambda r: r[0])
         names = best[2]
         params = _lstsq(cols, names, y, np.ones(len(y), dtype=bool))
-        self.params = {**params, "n": len(y), "model": "+".join(names) or "plain", "loo_mape_pct": best[0] * 100}
+        self.params = {**params, "n": len(y), "model": "+".join(names) or "plain", "loo_mape_pct": best[0] * 100,
+                       "pairs": len(self.pairs) if self.pairs is not None else 0}
         return self.params
 
 

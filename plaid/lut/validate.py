@@ -11,6 +11,7 @@ from plaid.fsio import atomic_open
 from plaid.lut.bench import measure_models, model_files
 from plaid.lut.latency import Latency
 from plaid.lut.predictor import Predictor, calibration_name, fidelity
+from plaid.lut.units import arch_units
 from plaid.progress import Progress, no_progress
 
 
@@ -84,9 +85,12 @@ def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_val
                          "calibration asks for (--calibrate)")
     items = [(space.encode(a), (lambda a=a: space.build(a))) for a in calib + valid]
     measured = measure_whole(target, items, resolution, table, progress)
-    pred = Predictor(table, space, resolution)
-    plain = [pred.features(a)[0] for a in valid]  # the plain sum of units
-    params = pred.fit(calib, [measured[space.encode(a)].median_ms for a in calib]) if calib else pred.params
+    pred = Predictor(table, space, resolution, stored=not calib)
+    for a in valid:
+        pred.features(a)  # a unit the table lacks: one line naming it, before any arithmetic
+    plain = [sum(pred.unit_ms[u.key] for u in arch_units(space, a, resolution)) for a in valid]  # units alone
+    cal_ms = [measured[space.encode(a)].median_ms for a in calib]
+    params = pred.fit(calib, cal_ms) if calib else pred.params
     if calib:
         table.set_calibration(calibration_name(space.name, resolution), params)
     macs = {space.encode(a): macs_of(space, a, resolution) for a in calib + valid}
@@ -98,6 +102,15 @@ def calibrate_and_validate(target, space, resolution, table, n_calib: int, n_val
     if rows:
         report["fidelity"] = fidelity([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])
         report["fidelity_plain_sum"] = fidelity([r["plain_sum_ms"] for r in rows], [r["measured_ms"] for r in rows])
+        if pred.pairs is not None:  # what the timed pairs buy: the same calibration without them
+            alone = Predictor(table, space, resolution, pairs=False, stored=False)
+            if calib:
+                report["calibration_without_pairs"] = alone.fit(calib, cal_ms)
+            for r, a in zip(rows, valid):
+                r["predicted_without_pairs_ms"] = alone(a)
+            report["pairs"] = pred.pairs.summary()
+            report["fidelity_without_pairs"] = fidelity([r["predicted_without_pairs_ms"] for r in rows],
+                                                        [r["measured_ms"] for r in rows])
         fit = fit_macs([macs[space.encode(a)] for a in calib], [measured[space.encode(a)].median_ms for a in calib])
         if fit is not None:
             for r in rows:
