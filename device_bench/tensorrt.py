@@ -252,9 +252,11 @@ class TensorRT(Runtime):
                 raise RuntimeError("trtexec did not print its [TensorRT vN] header: cannot write a calibration cache")
             calib_bytes = calibration_cache(ranges, ident["tensorrt_build"])
         digest = hashlib.sha256(calib_bytes).hexdigest()[:16] if calib_bytes else ""
-        self._last[path] = {"precision": precision, "calibration": (
-            "ranges of {} tensors ({})".format(len(ranges), digest) if ranges is not None
-            else "trtexec placeholder scales (no {} sidecar)".format(RANGES_SUFFIX)) if precision == "int8" else None}
+        calibration = None  # what the result says of the scales (int8 only)
+        if precision == "int8":
+            calibration = ("ranges of {} tensors ({})".format(len(ranges), digest) if ranges is not None
+                           else "trtexec placeholder scales (no {} sidecar)".format(RANGES_SUFFIX))
+        self._last[path] = {"precision": precision, "calibration": calibration}
         found = cache.lookup(sha, trt, gpu, precision, digest)
         if found:
             self._last[path]["engine"] = found
